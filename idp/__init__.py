@@ -1,0 +1,103 @@
+"""HRSS Unified Identity — the OpenID Connect provider.  ``create_app`` is the factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from .config import BaseConfig, load_config
+
+
+def create_app(config: BaseConfig | str | None = None, **overrides: Any) -> Flask:
+    if not isinstance(config, BaseConfig):
+        config = load_config(config, **overrides)
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_mapping(config.as_flask_config())
+    app.json.ensure_ascii = False  # Chinese messages readable in JSON errors
+    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_security(app)
+    register_commands(app)
+    from .errors import register_error_handlers
+
+    register_error_handlers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from . import models  # noqa: F401  (tables known to Alembic and the session)
+    from .extensions import csrf, db, limiter, migrate, redis_store, server_session
+    from .oauth import keys
+    from .services import pii
+
+    if app.config["DATABASE_URL"].startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(app.config["DATABASE_URL"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
+    redis_store.init_app(app)
+    app.config.update(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=app.extensions["idp_redis"],
+        SESSION_KEY_PREFIX="session:",
+        SESSION_PERMANENT=True,
+        SESSION_USE_SIGNER=False,
+    )
+    _ensure_secret_key(app)
+    server_session.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    pii.init_app(app)
+    keys.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .account.routes import bp as account_bp
+    from .auth.routes import bp as auth_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(account_bp)
+    from .oauth import server as oauth_server
+
+    oauth_server.init_app(app)
+
+
+def register_security(app: Flask) -> None:
+    from .security import init_app
+
+    init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / "migrations"
+
+
+def _ensure_secret_key(app: Flask) -> None:
+    """Development gets a generated key in keys/secret.key; production config refuses to start
+    without IDP_SECRET_KEY (checked in ProductionConfig.validate)."""
+    if app.config.get("SECRET_KEY"):
+        return
+    import os
+    import secrets
+    from pathlib import Path
+
+    path = Path(app.config["KEYS_DIR"]) / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    app.config["SECRET_KEY"] = path.read_text().strip()

@@ -1,0 +1,82 @@
+"""Login, logout and the captcha image."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, url_for
+
+from ..errors import CaptchaInvalid, InvalidCredentials
+from ..extensions import limiter
+from ..services import accounts, captcha
+from ..services.sessions import end_login, start_login
+from .forms import LoginForm, LogoutForm
+from .guards import load_user
+from .resume import pop_resume_url
+
+bp = Blueprint("auth", __name__)
+bp.before_app_request(load_user)
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_IP_LIMIT"]
+
+
+def _captcha_limit() -> str:
+    return current_app.config["CAPTCHA_IP_LIMIT"]
+
+
+@bp.get("/")
+def index():
+    return redirect(url_for("account.home") if g.user else url_for("auth.login"))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            if not captcha.check_captcha(form.captcha_id.data, form.captcha.data):
+                raise CaptchaInvalid()
+            user = accounts.authenticate(form.username.data.strip(), form.password.data)
+        except (CaptchaInvalid, InvalidCredentials) as exc:
+            error = exc.message
+        else:
+            start_login(user, amr=["pwd"])
+            return redirect(pop_resume_url() or url_for("account.home"))
+    form.password.data = ""
+    form.captcha.data = ""
+    form.captcha_id.data = captcha.issue_captcha()
+    status = 400 if form.is_submitted() else 200
+    return render_template("auth/login.html", form=form, error=error), status
+
+
+@bp.get("/captcha/<captcha_id>.png")
+@limiter.limit(_captcha_limit)
+def captcha_image(captcha_id: str):
+    png = captcha.captcha_image(captcha_id)
+    if png is None:
+        abort(404)
+    response = make_response(png)
+    response.headers["Content-Type"] = "image/png"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/captcha/new")
+@limiter.limit(_captcha_limit)
+def captcha_new():
+    """A fresh challenge for the 换一张 button (JSON; the page works without it)."""
+    captcha_id = captcha.issue_captcha()
+    return {"captcha_id": captcha_id, "image": url_for("auth.captcha_image", captcha_id=captcha_id)}
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    form = LogoutForm()
+    if form.validate_on_submit():
+        end_login(reason="logout")
+        return render_template("auth/logged_out.html")
+    if g.user is None:
+        return render_template("auth/logged_out.html")
+    return render_template("auth/logout.html", form=form)

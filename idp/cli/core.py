@@ -1,0 +1,206 @@
+"""init, serve, keys, clients, users, admin."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime, timezone
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+
+from ..errors import UserError
+
+keys_cli = AppGroup("keys", help="Signing keys (JWKS).")
+clients_cli = AppGroup("clients", help="Relying systems (OAuth clients).")
+users_cli = AppGroup("users", help="Citizen accounts.")
+admin_cli = AppGroup("admin", help="Administrators.")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(init_command)
+    app.cli.add_command(serve_command)
+    app.cli.add_command(keys_cli)
+    app.cli.add_command(clients_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(admin_cli)
+
+
+def init_database_and_keys() -> None:
+    from flask_migrate import upgrade
+
+    from ..oauth.keys import key_store
+
+    upgrade(revision="heads")
+    key_store().ensure(current_app.config["SIGNING_ALG"])
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Create or migrate the database and generate signing keys if there are none."""
+    init_database_and_keys()
+    click.echo(f"database ready: {current_app.config['DATABASE_URL'].split('@')[-1]}")
+    click.echo(f"signing key: {__import__('idp.oauth.keys', fromlist=['x']).key_store().current().kid}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def serve_command(host: str, port: int) -> None:
+    """Run the development server (use gunicorn in production: `gunicorn wsgi:app`)."""
+    import os
+
+    app = current_app._get_current_object()
+    if "IDP_ISSUER" not in os.environ:
+        app.config["ISSUER"] = f"http://{host}:{port}"
+    init_database_and_keys()
+    click.echo(f"HRSS Unified Identity at {app.config['ISSUER']}/  (Ctrl+C to stop)")
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+# -- keys -----------------------------------------------------------------------------------------
+@keys_cli.command("rotate")
+@click.option("--alg", type=click.Choice(["RS256", "ES256"]), default=None)
+def keys_rotate(alg: str | None) -> None:
+    """Add a new current signing key; the old one stays published until its tokens expire."""
+    from ..oauth.keys import key_store
+
+    key = key_store().rotate(alg or current_app.config["SIGNING_ALG"])
+    click.echo(f"new current key {key.kid} ({key.alg})")
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """Show every signing key and whether it is current, still published, or expired."""
+    from ..oauth.keys import key_store
+
+    store = key_store()
+    now = datetime.now(timezone.utc)
+    for key in store.keys():
+        status = key.status(store.publish_for, now)
+        until = ""
+        if key.retired_at:
+            until = f" until {(key.retired_at + store.publish_for).isoformat(timespec='seconds')}"
+        click.echo(f"{key.kid}  {key.alg}  created {key.created_at.isoformat(timespec='seconds')}  {status}{until}")
+
+
+# -- clients ------------------------------------------------------------------------------------
+@clients_cli.command("add")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--post-logout-redirect-uri", "post_logout_uris", multiple=True)
+@click.option("--backchannel-logout-uri", default=None)
+@click.option("--scope", default="openid profile")
+@click.option("--grant-type", "grant_types", multiple=True)
+@click.option("--auth-method", default=None, help="client_secret_basic, client_secret_post, private_key_jwt or none")
+@click.option("--public", is_flag=True, help="an SPA or mobile app: no secret, PKCE required")
+@click.option("--service", is_flag=True, help="machine-to-machine: client_credentials only")
+@click.option("--first-party", is_flag=True, help="a system of the bureau: no consent page")
+@click.option("--client-id", default=None, help="choose the client_id (default: generated)")
+@click.option("--json", "as_json", is_flag=True)
+def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, scope, grant_types,
+                auth_method, public, service, first_party, client_id, as_json) -> None:
+    """Register a relying system; prints client_id and the secret (shown once)."""
+    from ..services.clients import ClientSpec, create_client
+
+    client_type = "public" if public else "service" if service else "confidential"
+    spec = ClientSpec(
+        name=name,
+        client_type=client_type,
+        redirect_uris=list(redirect_uris),
+        post_logout_redirect_uris=list(post_logout_uris),
+        backchannel_logout_uri=backchannel_logout_uri,
+        scope=scope,
+        grant_types=list(grant_types) or None,
+        token_endpoint_auth_method=auth_method,
+        first_party=first_party,
+        client_id=client_id,
+    )
+    try:
+        client, secret = create_client(spec, actor="cli")
+    except UserError as exc:
+        raise click.ClickException(exc.message) from None
+    if as_json:
+        click.echo(json.dumps({"client_id": client.client_id, "client_secret": secret}))
+        return
+    click.echo(f"client_id:     {client.client_id}")
+    if secret:
+        click.echo(f"client_secret: {secret}")
+        click.echo("(the secret is shown only now; store it in the relying system's settings)")
+
+
+# -- users --------------------------------------------------------------------------------------
+def _account_options(fn):
+    options = [
+        click.option("--username", required=True),
+        click.option("--password", required=True, help="prompted if '-'"),
+        click.option("--name", required=True),
+        click.option("--id-type", default="resident_id", show_default=True),
+        click.option("--id-number", required=True),
+        click.option("--phone", required=True),
+        click.option("--gender", type=click.Choice(["M", "F"]), default=None),
+        click.option("--birthdate", default=None, help="YYYY-MM-DD (taken from a resident ID number when omitted)"),
+        click.option("--bank", "bank_code", default=None, help="bank code, e.g. ICBC"),
+        click.option("--card-number", default=None),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _new_account(username, password, name, id_type, id_number, phone, gender, birthdate, bank_code, card_number):
+    from ..services.accounts import NewAccount
+
+    if password == "-":
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    return NewAccount(
+        username=username,
+        password=password,
+        name=name,
+        id_type=id_type,
+        id_number=id_number,
+        phone=phone,
+        gender=gender,
+        birthdate=date.fromisoformat(birthdate) if birthdate else None,
+        bank_code=bank_code,
+        card_number=card_number,
+    )
+
+
+@users_cli.command("create")
+@_account_options
+def users_create(**kwargs) -> None:
+    """Create a citizen account through the same service the registration wizard uses."""
+    from ..services.registration import register_account
+
+    try:
+        user = register_account(_new_account(**kwargs), actor="cli")
+    except UserError as exc:
+        click.echo(f"refused: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"created {user.username} (sub {user.sub})")
+
+
+@admin_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="prompted if '-'")
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "operator", "auditor"]), default="admin", show_default=True)
+def admin_create(username: str, password: str, name: str, role: str) -> None:
+    """Create an administrator account (bootstrap the first admin)."""
+    from ..services.accounts import NewAccount, create_account
+
+    if password == "-":
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_account(
+            NewAccount(username=username, password=password, name=name),
+            real_name_verified=False, role=role, actor="cli",
+        )
+    except UserError as exc:
+        click.echo(f"refused: {exc.message}", err=True)
+        sys.exit(1)
+    click.echo(f"created {role} {user.username}")

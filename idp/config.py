@@ -1,0 +1,205 @@
+"""Settings: one class per environment, every value overridable by an ``IDP_<NAME>`` variable.
+
+Defaults are grouped here and nowhere else (token lifetimes, limits, adapters), the way node
+``oidc-provider`` keeps its defaults in one documented place.  Development-only conveniences
+(SQLite, in-process Redis, a fixed captcha, the SMS outbox) warn loudly and production refuses them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or unsafe; the message says which and how to fix it."""
+
+
+class BaseConfig:
+    ENV_NAME = "base"
+
+    # -- storage ---------------------------------------------------------------------------
+    DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'idp.sqlite'}"
+    REDIS_URL = ""  # empty: an in-process fakeredis server (one process only)
+    KEYS_DIR = str(PROJECT_ROOT / "keys")
+
+    # -- identity of the provider -------------------------------------------------------------
+    ISSUER = "http://127.0.0.1:5000"
+    SECRET_KEY = ""
+    SIGNING_ALG = "RS256"  # RS256 or ES256 for newly generated keys
+
+    # -- personal data -------------------------------------------------------------------------
+    PII_CIPHER = "aes"  # aes (AES-256-GCM + HMAC-SHA256) or sm4 (SM4-GCM + HMAC-SM3)
+    PII_KEY = ""  # hex or base64 of 32 bytes; empty: keys/pii.key, generated on first start
+
+    # -- lifetimes (seconds) -------------------------------------------------------------------
+    AUTHORIZATION_CODE_LIFETIME = 60
+    ACCESS_TOKEN_LIFETIME = 600
+    ID_TOKEN_LIFETIME = 600
+    REFRESH_TOKEN_LIFETIME = 30 * 24 * 3600
+    SESSION_IDLE_TIMEOUT = 30 * 60
+    SESSION_ABSOLUTE_LIFETIME = 12 * 3600
+    CONSENT_LIFETIME = 365 * 24 * 3600
+    ADMIN_MAX_AUTH_AGE = 30 * 60
+
+    # -- brute force ---------------------------------------------------------------------------
+    LOCKOUT_THRESHOLD = 5
+    LOCKOUT_SECONDS = 15 * 60  # doubles with every further lockout, up to LOCKOUT_MAX_SECONDS
+    LOCKOUT_MAX_SECONDS = 24 * 3600
+    LOGIN_IP_LIMIT = "30 per minute"
+    CAPTCHA_IP_LIMIT = "60 per minute"
+    USERNAME_CHECK_LIMIT = "30 per minute"
+    RATELIMIT_ENABLED = True
+
+    # -- captcha -------------------------------------------------------------------------------
+    CAPTCHA_LENGTH = 4
+    CAPTCHA_TTL = 300
+    CAPTCHA_FIXED = ""  # pins every captcha answer (tests, demo); production refuses it
+
+    # -- password hashing (OWASP argon2id: m=19 MiB, t=2, p=1) ----------------------------------
+    ARGON2_MEMORY_KIB = 19 * 1024
+    ARGON2_TIME_COST = 2
+    ARGON2_PARALLELISM = 1
+
+    # -- external services -----------------------------------------------------------------------
+    BANK_URL = ""  # empty: the sandbox, mounted in-process
+    BANK_SECRET = "sandbox-shared-secret"
+    BANK_TIMEOUT = 5.0
+    SMS_BACKEND = "outbox"  # outbox (development) or http
+    SMS_URL = ""
+    SMS_KEY = ""
+    SMS_DAILY_CAP = 10
+    DEV_TOOLS = False  # /dev/sms-outbox and friends
+
+    # -- web -------------------------------------------------------------------------------------
+    SECURE_COOKIES = False
+    TRUSTED_PROXIES = 0
+    LOG_LEVEL = "INFO"
+
+    def __init__(self, **overrides: Any) -> None:
+        for name in dir(self):
+            if not name.isupper():
+                continue
+            default = getattr(self, name)
+            env = os.environ.get(f"IDP_{name}")
+            if env is not None:
+                setattr(self, name, _coerce(env, default, name))
+        for name, value in overrides.items():
+            setattr(self, name, value)
+
+    def as_flask_config(self) -> dict[str, Any]:
+        values = {name: getattr(self, name) for name in dir(self) if name.isupper()}
+        values.update(
+            SQLALCHEMY_DATABASE_URI=self.DATABASE_URL,
+            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(self.DATABASE_URL),
+            SESSION_COOKIE_SECURE=self.SECURE_COOKIES,
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_NAME="idp_session",
+            PERMANENT_SESSION_LIFETIME=self.SESSION_IDLE_TIMEOUT,
+            WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
+            RATELIMIT_STORAGE_URI=self.REDIS_URL or "memory://",
+            RATELIMIT_HEADERS_ENABLED=True,
+            JSON_SORT_KEYS=False,
+        )
+        return values
+
+    def validate(self) -> None:
+        """Development settings accept anything; production overrides this."""
+
+
+class DevelopmentConfig(BaseConfig):
+    ENV_NAME = "development"
+    DEV_TOOLS = True
+
+
+class TestingConfig(BaseConfig):
+    ENV_NAME = "testing"
+    TESTING = True
+    DATABASE_URL = "sqlite://"
+    ISSUER = "http://localhost"
+    SECRET_KEY = "testing-secret-key-not-for-production"
+    CAPTCHA_FIXED = "TEST"
+    DEV_TOOLS = True
+    RATELIMIT_ENABLED = True
+    # cheaper hashing keeps the suite fast; production parameters are asserted separately
+    ARGON2_MEMORY_KIB = 1024
+    ARGON2_TIME_COST = 1
+
+
+class ProductionConfig(BaseConfig):
+    ENV_NAME = "production"
+    DATABASE_URL = ""
+    ISSUER = ""
+    SECURE_COOKIES = True
+    TRUSTED_PROXIES = 1
+
+    def validate(self) -> None:
+        problems = []
+        if not self.DATABASE_URL or self.DATABASE_URL.startswith("sqlite"):
+            problems.append("IDP_DATABASE_URL must name a real database (postgresql+psycopg://…)")
+        if not self.REDIS_URL:
+            problems.append("IDP_REDIS_URL must name a Redis server (redis://…)")
+        if not self.ISSUER.startswith("https://"):
+            problems.append("IDP_ISSUER must be an https:// URL")
+        if len(self.SECRET_KEY) < 32:
+            problems.append("IDP_SECRET_KEY must be set to at least 32 random characters")
+        if self.CAPTCHA_FIXED:
+            problems.append("IDP_CAPTCHA_FIXED is for tests and the demo only; unset it")
+        if self.DEV_TOOLS:
+            problems.append("IDP_DEV_TOOLS exposes the SMS outbox; unset it")
+        if self.SMS_BACKEND == "outbox":
+            problems.append("IDP_SMS_BACKEND=outbox only logs messages; use http with IDP_SMS_URL")
+        if not self.BANK_URL:
+            problems.append("IDP_BANK_URL must name the bank verification platform")
+        if problems:
+            raise ConfigError("production settings refused:\n  - " + "\n  - ".join(problems))
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(name: str | None = None, **overrides: Any) -> BaseConfig:
+    name = name or os.environ.get("IDP_ENV", "development")
+    try:
+        cls = CONFIGS[name]
+    except KeyError:
+        raise ConfigError(f"IDP_ENV={name!r}: choose one of {', '.join(CONFIGS)}") from None
+    config = cls(**overrides)
+    config.validate()
+    return config
+
+
+def _coerce(raw: str, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"IDP_{name} must be true or false, not {raw!r}")
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"IDP_{name} must be a number, not {raw!r}") from None
+    return raw
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # one in-memory database shared by every connection of the process (tests)
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            from sqlalchemy.pool import StaticPool
+
+            return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        return {"connect_args": {"check_same_thread": False, "timeout": 15}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}

@@ -1,0 +1,167 @@
+"""Typed errors, one class per failure a user or a relying system can see.
+
+``UserError`` subclasses carry the Chinese message shown on the page (and, optionally, the form
+field it belongs to).  ``ProtocolError`` subclasses carry an OAuth/OIDC error code; their
+``allow_redirect`` says whether the spec allows sending the error back to the redirect URI — it
+is false whenever the client or redirect URI itself is in doubt, so an attacker cannot turn the
+provider into an open redirector.  ``register_error_handlers`` answers HTML to browsers and JSON
+to everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authlib.oauth2 import OAuth2Error
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+# -- failures a citizen sees on a page -------------------------------------------------------------
+class UserError(Exception):
+    message = "操作失败，请稍后再试"
+    field: str | None = None
+    status = 400
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+        if field:
+            self.field = field
+
+
+class InvalidCredentials(UserError):
+    # one message for an unknown user, a wrong password, a locked or disabled account
+    message = "用户名或密码错误"
+
+
+class CaptchaInvalid(UserError):
+    message = "验证码错误或已失效，请重新输入"
+    field = "captcha"
+
+
+class UsernameTaken(UserError):
+    message = "用户名已被使用"
+    field = "username"
+
+
+class DocumentTaken(UserError):
+    message = "证件已被使用"
+    field = "id_number"
+
+
+class PasswordRejected(UserError):
+    field = "password"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("；".join(problems))
+        self.problems = problems
+
+
+class InvalidField(UserError):
+    """A value that breaks a format rule; the message names the rule."""
+
+
+class TooManyAttempts(UserError):
+    message = "操作过于频繁，请稍后再试"
+    status = 429
+
+
+# -- protocol errors ---------------------------------------------------------------------------------
+class ProtocolError(Exception):
+    error = "server_error"
+    status = 400
+    allow_redirect = True
+    description = ""
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.description or self.error)
+        if description:
+            self.description = description
+
+
+class InvalidRequest(ProtocolError):
+    error = "invalid_request"
+
+
+class InvalidClient(ProtocolError):
+    error = "invalid_client"
+    status = 400
+    allow_redirect = False
+    description = "未知的应用系统或应用系统已停用"
+
+
+class InvalidRedirectUri(ProtocolError):
+    error = "invalid_request"
+    allow_redirect = False
+    description = "回调地址未在应用系统中登记"
+
+
+class AccessDenied(ProtocolError):
+    error = "access_denied"
+    status = 403
+
+
+class LoginRequired(ProtocolError):
+    error = "login_required"
+
+
+API_PREFIXES = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect", "/api/", "/.well-known/", "/jwks")
+
+
+def wants_json() -> bool:
+    """JSON for APIs and for clients that ask for it; HTML for browsers (and for no preference)."""
+    if request.path.startswith(API_PREFIXES) or request.is_json:
+        return True
+    if not request.accept_mimetypes:
+        return False
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) != "text/html"
+
+
+def _error_page(status: int, title: str, message: str, code: str | None = None):
+    if wants_json():
+        body = {"error": code or title, "error_description": message}
+        return jsonify(body), status
+    return render_template("error.html", title=title, message=message, code=code), status
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ProtocolError)
+    def protocol_error(exc: ProtocolError):
+        return _error_page(exc.status, exc.error, exc.description or exc.error, exc.error)
+
+    @app.errorhandler(OAuth2Error)
+    def oauth2_error(exc: OAuth2Error):
+        # reached only where a redirect is not allowed (bad client or redirect URI)
+        return _error_page(exc.status_code or 400, exc.error, exc.description or exc.error, exc.error)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return _error_page(400, "请求已失效", "页面已过期或请求来源无法确认，请刷新页面后重试。", "csrf_failed")
+
+    @app.errorhandler(UserError)
+    def user_error(exc: UserError):
+        return _error_page(exc.status, "操作失败", exc.message, type(exc).__name__)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        messages = {
+            403: "您没有权限访问该页面。",
+            404: "您访问的页面不存在。",
+            405: "不支持的请求方式。",
+            429: "操作过于频繁，请稍后再试。",
+        }
+        message = messages.get(exc.code or 500, exc.description or "请求无法处理。")
+        return _error_page(exc.code or 500, str(exc.code), message, exc.name.lower().replace(" ", "_"))
+
+    if app.testing:
+        return  # tests see the real traceback
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_page(500, "系统繁忙", "系统繁忙，请稍后再试。", "server_error")

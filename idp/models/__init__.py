@@ -1,0 +1,9 @@
+"""Typed SQLAlchemy 2 models.  Every schema change is an Alembic migration (idp/migrations)."""
+
+from .audit import AuditEvent
+from .client import Client
+from .consent import Consent
+from .token import AuthorizationCode, Token
+from .user import User, UserStatus
+
+__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "Token", "User", "UserStatus"]

@@ -1,0 +1,1 @@
+"""The OpenID Connect protocol: Authlib's server, our grants, claims, keys and discovery."""

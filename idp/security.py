@@ -1,0 +1,39 @@
+"""Security headers on every response, and no-store on anything personal or protocol-sensitive."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
+
+# pages that show personal data or carry one-time secrets
+_NO_STORE_PREFIXES = ("/login", "/account", "/register", "/recovery", "/admin", "/oauth", "/consent", "/logout")
+
+
+def init_app(app: Flask) -> None:
+    if app.config.get("TRUSTED_PROXIES"):
+        n = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    secure = app.config.get("SECURE_COOKIES")
+    app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if secure or request.is_secure:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.path.startswith(_NO_STORE_PREFIXES) or request.path == "/":
+            headers["Cache-Control"] = "no-store"
+            headers["Pragma"] = "no-cache"
+        return response

@@ -1,0 +1,1 @@
+"""Business rules, callable without HTTP: views parse, call a service, render."""

@@ -1,0 +1,145 @@
+"""Accounts: creation (the one path the web wizard and the CLI share) and password login."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import DocumentTaken, InvalidCredentials, InvalidField, PasswordRejected, UsernameTaken
+from ..extensions import db
+from ..models import User, UserStatus
+from . import audit, lockout, passwords, pii
+from .identity import ID_TYPES, normalise_name, username_key, username_problem
+
+
+@dataclass
+class NewAccount:
+    username: str
+    password: str
+    name: str
+    id_type: str | None = None
+    id_number: str | None = None
+    phone: str | None = None
+    gender: str | None = None
+    birthdate: date | None = None
+    bank_code: str | None = None
+    card_number: str | None = None
+    user_type: str = "personal"
+
+
+def find_by_username(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username_key == username_key(username)))
+
+
+def username_available(username: str) -> bool:
+    return find_by_username(username) is None
+
+
+def find_by_document(id_type: str, id_number: str) -> User | None:
+    digest = pii.cipher().lookup_hash("id_number", id_number)
+    return db.session.scalar(
+        select(User).where(User.id_type == id_type, User.id_number_hash == digest)
+    )
+
+
+def check_new_account(data: NewAccount) -> None:
+    """Format, policy and uniqueness checks that need no external service."""
+    if problem := username_problem(data.username):
+        raise InvalidField(problem, field="username")
+    if problems := passwords.password_problems(data.password, data.username):
+        raise PasswordRejected(problems)
+    if not normalise_name(data.name):
+        raise InvalidField("请输入姓名", field="name")
+    if data.id_type is not None and data.id_type not in ID_TYPES:
+        raise InvalidField("请选择证件类型", field="id_type")
+    if not username_available(data.username):
+        raise UsernameTaken()
+    if data.id_type and data.id_number and find_by_document(data.id_type, data.id_number):
+        raise DocumentTaken()
+
+
+def create_account(
+    data: NewAccount, *, real_name_verified: bool, role: str | None = None, actor: str | None = None
+) -> User:
+    """Insert the account in one transaction.  Callers verify first (bank, SMS); a race with
+    another registration of the same username or document loses cleanly with the right error."""
+    check_new_account(data)
+    box = pii.cipher()
+    now = datetime.now(timezone.utc)
+    user = User(
+        username=data.username.strip(),
+        username_key=username_key(data.username),
+        password_hash=passwords.hash_password(data.password),
+        name=normalise_name(data.name),
+        user_type=data.user_type,
+        gender=data.gender,
+        birthdate=data.birthdate,
+        id_type=data.id_type,
+        bank_code=data.bank_code,
+        real_name_verified=real_name_verified,
+        real_name_verified_at=now if real_name_verified else None,
+        role=role,
+        status=UserStatus.ACTIVE,
+    )
+    if data.id_number:
+        user.id_number_enc = box.encrypt("id_number", pii.normalise("id_number", data.id_number))
+        user.id_number_hash = box.lookup_hash("id_number", data.id_number)
+    if data.phone:
+        user.phone_enc = box.encrypt("phone", pii.normalise("phone", data.phone))
+        user.phone_hash = box.lookup_hash("phone", data.phone)
+        user.phone_verified = real_name_verified
+    if data.card_number:
+        card = pii.normalise("card", data.card_number)
+        user.card_enc = box.encrypt("card", card)
+        user.card_last4 = card[-4:]
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        text = str(exc.orig).lower()
+        if "username" in text:
+            raise UsernameTaken() from None
+        raise DocumentTaken() from None
+    audit.record("account.created", actor=actor or user.username, subject=user.sub, commit=False)
+    db.session.commit()
+    return user
+
+
+def authenticate(username: str, password: str) -> User:
+    """Check a username and password.  Every failure raises the same ``InvalidCredentials``;
+    the audit log records the real reason."""
+    key = username_key(username or "")
+    user = find_by_username(username) if key else None
+    if user is None:
+        passwords.dummy_verify(password or "")  # same cost as a real check: no user oracle
+        audit.record("login", "failure", actor=key[:64] or None, reason="unknown_user")
+        raise InvalidCredentials()
+    password_ok = passwords.verify_password(user.password_hash, password or "")
+    if lockout.is_locked(key):
+        audit.record("login", "failure", actor=user.username, subject=user.sub, reason="locked")
+        raise InvalidCredentials()
+    if not password_ok:
+        locked_now = lockout.register_failure(key)
+        audit.record("login", "failure", actor=user.username, subject=user.sub, reason="bad_password")
+        if locked_now:
+            audit.record("account.lockout", "success", actor="system", subject=user.sub)
+        raise InvalidCredentials()
+    if user.status != UserStatus.ACTIVE:
+        audit.record("login", "failure", actor=user.username, subject=user.sub, reason=user.status.value)
+        raise InvalidCredentials()
+    lockout.register_success(key)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    user.last_login_at = datetime.now(timezone.utc)
+    audit.record("login", "success", actor=user.username, subject=user.sub, commit=False)
+    db.session.commit()
+    return user
+
+
+def decrypted(user: User, field: str) -> str | None:
+    blob = getattr(user, f"{field}_enc")
+    return pii.cipher().decrypt(field, blob) if blob else None
