@@ -130,3 +130,22 @@ def logged_in(client, user):
     response = _login(client, user.username, DEFAULT_PASSWORD)
     assert response.status_code == 302, response.data.decode()[:500]
     return client
+
+
+@pytest.fixture
+def live_server(keys_dir, tmp_path):
+    """The provider on a real port, with its issuer set to that URL.  SQLite is a file here
+    (threads of the server share it) unless IDP_TEST_DATABASE_URL points at PostgreSQL."""
+    from .live import LiveServer, free_port, serve
+
+    port = free_port()
+    overrides = dict(ISSUER=f"http://127.0.0.1:{port}")
+    if not TEST_DATABASE_URL:
+        overrides["DATABASE_URL"] = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    app = make_app(keys_dir, **overrides)
+    with serve(app, port) as url:
+        yield LiveServer(app=app, url=url)
+    clean_external_db(app)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
