@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, session, url_for
 
 from ..errors import CaptchaInvalid, InvalidCredentials
 from ..extensions import limiter
@@ -44,6 +44,8 @@ def login():
         else:
             start_login(user, amr=["pwd"])
             return redirect(pop_resume_url() or url_for("account.home"))
+    if not form.is_submitted() and session.get("login_hint"):
+        form.username.data = session.pop("login_hint")  # OIDC login_hint from the relying system
     form.password.data = ""
     form.captcha.data = ""
     form.captcha_id.data = captcha.issue_captcha()

@@ -84,3 +84,27 @@ class Token(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User | None] = relationship(lazy="joined")
+
+    # -- Authlib's TokenMixin (revocation and introspection endpoints) ----------------------
+    #: which of the two tokens the caller presented: "access_token" or "refresh_token"
+    presented_as: str = "access_token"
+
+    def check_client(self, client) -> bool:
+        return client.client_id == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_at(self) -> datetime | None:
+        if self.presented_as == "refresh_token":
+            return self.refresh_expires_at
+        return self.access_expires_at
+
+    def is_expired(self) -> bool:
+        expires = self.get_expires_at()
+        return expires is not None and expires <= datetime.now(expires.tzinfo)
+
+    def is_revoked(self) -> bool:
+        if self.presented_as == "refresh_token" and self.rotated_at is not None:
+            return True
+        return self.revoked_at is not None

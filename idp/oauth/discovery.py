@@ -1,0 +1,49 @@
+"""The OpenID Provider metadata (discovery document): every endpoint listed here works."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from ..services.clients import SUPPORTED_SCOPES
+
+
+def provider_metadata() -> dict:
+    base = current_app.config["ISSUER"]
+    auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    return {
+        "issuer": base,
+        "authorization_endpoint": f"{base}/oauth/authorize",
+        "token_endpoint": f"{base}/oauth/token",
+        "userinfo_endpoint": f"{base}/oauth/userinfo",
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "revocation_endpoint": f"{base}/oauth/revoke",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "end_session_endpoint": f"{base}/oauth/logout",
+        "scopes_supported": list(SUPPORTED_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "userinfo_signing_alg_values_supported": ["RS256", "ES256"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods[:3],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "name",
+            "preferred_username", "gender", "birthdate", "updated_at", "phone_number",
+            "phone_number_verified", "real_name_verified", "id_type", "id_number",
+        ],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+        "ui_locales_supported": ["zh-CN"],
+        "claims_locales_supported": ["zh-CN"],
+    }

@@ -1,0 +1,120 @@
+"""Revocation (RFC 7009), introspection (RFC 7662), userinfo and RP-initiated logout."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Token
+from ..services import audit
+from ..services.sessions import current_login, end_login
+from .access_tokens import issuer, verify_access_token
+from .claims import user_claims
+from .grants import sha256
+from .keys import key_store
+from .tokens import _mark_revoked, revoke_grant
+
+ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+def find_token(token_string: str, hint: str | None) -> Token | None:
+    """Look a presented token up: a JWT access token by its jti, otherwise a refresh token by hash."""
+    if hint != "refresh_token" and token_string.count(".") == 2:
+        verified = verify_access_token(token_string)
+        if verified is not None:
+            row = db.session.scalar(select(Token).where(Token.jti == verified.claims["jti"]))
+            if row is not None:
+                row.presented_as = "access_token"
+            return row
+    row = db.session.scalar(select(Token).where(Token.refresh_token_hash == sha256(token_string)))
+    if row is not None:
+        row.presented_as = "refresh_token"
+    return row
+
+
+class RevocationEndpoint(_RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
+
+    def query_token(self, token_string, token_type_hint):
+        return find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: Token, request):
+        if token.presented_as == "refresh_token":
+            # RFC 7009 §2.1: revoking a refresh token also revokes its access tokens
+            count = revoke_grant(token.grant_id)
+        else:
+            _mark_revoked([token])
+            count = 1
+        audit.record("token.revoked", actor=token.client_id, client_id=token.client_id,
+                     token_type=token.presented_as, revoked=count, commit=False)
+        db.session.commit()
+
+
+class IntrospectionEndpoint(_IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def query_token(self, token_string, token_type_hint):
+        return find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: Token, client, request) -> bool:
+        # the client the token was issued to, or a resource server (service client)
+        return token.client_id == client.client_id or client.client_type == "service"
+
+    def introspect_token(self, token: Token) -> dict:
+        expires = token.get_expires_at()
+        payload = {
+            "active": True,
+            "client_id": token.client_id,
+            "scope": token.scope,
+            "token_type": "Bearer" if token.presented_as == "access_token" else "refresh_token",
+            "iat": int(token.issued_at.timestamp()),
+            "iss": issuer(),
+            "jti": token.jti if token.presented_as == "access_token" else None,
+        }
+        if expires is not None:
+            payload["exp"] = int(expires.timestamp())
+        if token.user is not None:
+            payload.update(sub=token.user.sub, username=token.user.username)
+        else:
+            payload["sub"] = token.client_id
+        return {k: v for k, v in payload.items() if v is not None}
+
+
+class UserInfoEndpoint(_UserInfoEndpoint):
+    def get_issuer(self) -> str:
+        return issuer()
+
+    def generate_user_info(self, user, scope: str):
+        return user_claims(user, scope)
+
+    def resolve_private_key(self):
+        return key_store().current().key
+
+    def get_supported_algorithms(self) -> list[str]:
+        return ["RS256", "ES256"]
+
+
+class EndSessionEndpoint(_EndSessionEndpoint):
+    def get_server_jwks(self) -> KeySet:
+        return KeySet([k.key for k in key_store().published()])
+
+    def get_algorithms(self) -> list[str]:
+        return ["RS256", "ES256"]
+
+    def end_session(self, end_session_request) -> None:
+        login = current_login()
+        claims = end_session_request.id_token_claims or {}
+        if login is None:
+            return
+        if claims and claims.get("sub") != (login.user.sub if login.user else None):
+            return  # a hint for someone else: do not end this user's session
+        user = login.user
+        end_login(reason="rp_logout")  # tokens and back-channel notices follow the login_ended signal
+        audit.record("logout", actor=user.username if user else None, subject=user.sub if user else None,
+                     client_id=end_session_request.client.client_id if end_session_request.client else None,
+                     via="end_session")

@@ -1,0 +1,235 @@
+"""Grants and extensions: authorization code (+ OpenID Connect, PKCE S256), refresh token with
+rotation and reuse detection, client credentials, and private_key_jwt client authentication.
+
+Storage goes through a handful of hooks, as in Authlib's example servers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from flask import current_app
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from ..extensions import db, redis_store
+from ..models import AuthorizationCode, Token, User
+from ..services import audit
+from ..services.sessions import current_login
+from .access_tokens import grant_context, issuer
+from .claims import user_claims
+from .keys import key_store
+from .tokens import revoke_grant
+
+
+def sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    AUTHORIZATION_CODE_LENGTH = 43
+
+    def save_authorization_code(self, code: str, request) -> AuthorizationCode:
+        login = current_login()
+        payload = request.payload
+        row = AuthorizationCode(
+            code_hash=sha256(code),
+            client_id=request.client.client_id,
+            user_id=request.user.id,
+            redirect_uri=payload.redirect_uri or request.client.get_default_redirect_uri(),
+            scope=request.scope or "",
+            nonce=payload.data.get("nonce"),
+            auth_time=login.auth_time if login else int(time.time()),
+            acr=login.acr if login else None,
+            amr=login.amr if login else ["pwd"],
+            sid=login.sid if login else None,
+            code_challenge=payload.data.get("code_challenge"),
+            code_challenge_method=payload.data.get("code_challenge_method") or (
+                "S256" if payload.data.get("code_challenge") else None
+            ),
+            grant_id=secrets.token_urlsafe(18),
+            expires_at=_now() + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
+        )
+        db.session.add(row)
+        db.session.commit()
+        if row.nonce:
+            # a nonce is spent once a code carries it (replay protection for ID tokens)
+            redis_store.set(f"nonce:{row.client_id}:{row.nonce}", 1, ex=24 * 3600)
+        return row
+
+    def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
+        row = db.session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == sha256(code))
+        )
+        if row is None or row.client_id != client.client_id:
+            return None
+        if row.used_at is not None:
+            # RFC 6749 §4.1.2: a code used twice revokes everything issued from it
+            revoked = revoke_grant(row.grant_id)
+            db.session.commit()
+            audit.record("token.code_replay", "denied", actor=client.client_id,
+                         client_id=client.client_id, revoked=revoked)
+            return None
+        if row.expires_at <= _now():
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        # kept, marked used: a replay must still be recognised
+        authorization_code.used_at = _now()
+        db.session.commit()
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        user = db.session.get(User, authorization_code.user_id)
+        if user is None or not user.is_active:
+            return None
+        grant_context().update(
+            grant_id=authorization_code.grant_id,
+            sid=authorization_code.sid,
+            auth_time=authorization_code.auth_time,
+            amr=authorization_code.amr,
+            acr=authorization_code.acr,
+        )
+        return user
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every use returns a new refresh token
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        row = db.session.scalar(select(Token).where(Token.refresh_token_hash == sha256(refresh_token)))
+        if row is None:
+            return None
+        if row.rotated_at is not None or row.revoked_at is not None:
+            if row.rotated_at is not None:
+                # reuse of a rotated token: someone holds a copy; the whole family goes
+                revoked = revoke_grant(row.grant_id)
+                db.session.commit()
+                audit.record("token.refresh_reuse", "denied", actor=row.client_id,
+                             client_id=row.client_id, revoked=revoked)
+            return None
+        if row.refresh_expires_at and row.refresh_expires_at <= _now():
+            return None
+        grant_context().update(
+            grant_id=row.grant_id, sid=row.sid, auth_time=row.auth_time, amr=row.amr, parent=row
+        )
+        return _RefreshCredential(row)
+
+    def authenticate_user(self, credential: "_RefreshCredential") -> User | None:
+        user = credential.row.user
+        return user if user is not None and user.is_active else None
+
+    def revoke_old_credential(self, credential: "_RefreshCredential") -> None:
+        credential.row.rotated_at = _now()
+        db.session.commit()
+
+
+class _RefreshCredential:
+    """Authlib's view of a stored refresh token."""
+
+    def __init__(self, row: Token) -> None:
+        self.row = row
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def check_client(self, client) -> bool:
+        return client.client_id == self.row.client_id
+
+    def is_expired(self) -> bool:
+        return bool(self.row.refresh_expires_at and self.row.refresh_expires_at <= _now())
+
+    def is_revoked(self) -> bool:
+        return self.row.revoked_at is not None or self.row.rotated_at is not None
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+    def validate_token_request(self):
+        super().validate_token_request()
+        grant_context()["grant_id"] = secrets.token_urlsafe(18)
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE, S256 only (``plain`` protects nothing against a code intercepted on the device)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        super().validate_code_challenge(grant, redirect_uri)
+        payload = grant.request.payload.data
+        if payload.get("code_challenge") and payload.get("code_challenge_method", "plain") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256", redirect_uri=redirect_uri)
+        if grant.request.client.is_public and not payload.get("code_challenge"):
+            raise InvalidRequestError("PKCE (code_challenge, S256) is required for public clients",
+                                      redirect_uri=redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode):
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code: AuthorizationCode):
+        return authorization_code.code_challenge_method
+
+
+class OpenIDCode(_OpenIDCode):
+    def exists_nonce(self, nonce: str, request) -> bool:
+        return bool(redis_store.exists(f"nonce:{request.payload.client_id}:{nonce}"))
+
+    def resolve_client_private_key(self, client):
+        return key_store().current().key
+
+    def get_client_algorithm(self, client) -> str:
+        return key_store().current().alg
+
+    def get_encode_header(self, client) -> dict:
+        key = key_store().current()
+        return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
+
+    def get_client_claims(self, client) -> dict:
+        now = int(time.time())
+        return {
+            "iss": issuer(),
+            "aud": [client.client_id],
+            "iat": now,
+            "exp": now + current_app.config["ID_TOKEN_LIFETIME"],
+        }
+
+    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict:
+        claims = super().get_authorization_code_claims(authorization_code)
+        if authorization_code.sid:
+            claims["sid"] = authorization_code.sid
+        return claims
+
+    def generate_user_info(self, user: User, scope: str):
+        return user_claims(user, scope)
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):
+    """private_key_jwt (RFC 7523 §2.2): the client signs an assertion with a key it registered."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def get_audiences(self):
+        return [issuer(), issuer() + "/oauth/token"]
+
+    def validate_jti(self, claims, jti) -> bool:
+        # single use within the assertion's lifetime
+        return bool(redis_store.set(f"client-assertion:{claims['sub']}:{jti}", 1, nx=True, ex=600))
+
+    def resolve_client_public_key(self, client):
+        return KeySet.import_key_set(client.jwks or {"keys": []})

@@ -1,0 +1,110 @@
+"""Which interaction an authorization request still needs: an ordered list of named checks, each
+answering "login", "consent" or nothing, with a reason (node oidc-provider's interaction policy).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+from urllib.parse import urlencode
+
+from flask import request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Client, Consent
+from ..services.sessions import LoginSession
+from .keys import key_store
+
+
+@dataclass(frozen=True)
+class Interaction:
+    prompt: str  # "login" or "consent"
+    reason: str
+
+
+def requested_prompts() -> set[str]:
+    return set(request.values.get("prompt", "").split())
+
+
+def _no_session(client: Client, scopes: set[str], login: LoginSession | None) -> Interaction | None:
+    return Interaction("login", "no_session") if login is None else None
+
+
+def _prompt_login(client, scopes, login) -> Interaction | None:
+    return Interaction("login", "login_prompt") if "login" in requested_prompts() else None
+
+
+def _max_age(client, scopes, login) -> Interaction | None:
+    raw = request.values.get("max_age")
+    if raw is None or not raw.isdigit():
+        return None
+    if time.time() - login.auth_time > int(raw):
+        return Interaction("login", "max_age")
+    return None
+
+
+def _id_token_hint(client, scopes, login) -> Interaction | None:
+    hint = request.values.get("id_token_hint")
+    if not hint:
+        return None
+    claims = id_token_hint_claims(hint)
+    if claims is None or claims.get("sub") != (login.user.sub if login.user else None):
+        return Interaction("login", "id_token_hint")
+    return None
+
+
+def _consent(client: Client, scopes: set[str], login) -> Interaction | None:
+    if client.first_party:
+        return None
+    if "consent" in requested_prompts():
+        return Interaction("consent", "consent_prompt")
+    consent = db.session.scalar(
+        select(Consent).where(Consent.user_id == login.user_id, Consent.client_id == client.client_id)
+    )
+    now = datetime.now(timezone.utc)
+    if consent is None or (consent.expires_at and consent.expires_at <= now) or not consent.covers(scopes):
+        return Interaction("consent", "scopes_missing")
+    return None
+
+
+# order matters: login checks first (each needs the previous to have passed), then consent
+POLICY: list[Callable[..., Interaction | None]] = [_no_session, _prompt_login, _max_age, _id_token_hint, _consent]
+
+
+def needed_interaction(client: Client, scopes: set[str], login: LoginSession | None) -> Interaction | None:
+    for check in POLICY:
+        result = check(client, scopes, login)
+        if result is not None:
+            return result
+    return None
+
+
+def id_token_hint_claims(token: str) -> dict | None:
+    """Claims of an ID token we issued (signature checked; expiry ignored, as the spec allows)."""
+    try:
+        keys = KeySet([k.key for k in key_store().published()])
+        return dict(jwt.decode(token, keys, algorithms=["RS256", "ES256"]).claims)
+    except (JoseError, ValueError):
+        return None
+
+
+def resume_url_after_login() -> str:
+    """The same authorization request without the parts that asked for a fresh login, so coming
+    back after logging in does not ask again."""
+    params = [(k, v) for k, v in request.values.items(multi=True) if k not in ("csrf_token", "decision")]
+    out = []
+    for key, value in params:
+        if key == "prompt":
+            value = " ".join(p for p in value.split() if p != "login")
+            if not value:
+                continue
+        if key == "id_token_hint":
+            continue
+        out.append((key, value))
+    return f"{request.path}?{urlencode(out)}"

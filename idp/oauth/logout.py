@@ -1,0 +1,97 @@
+"""Back-channel logout (OpenID Connect Back-Channel Logout 1.0).
+
+When a login session ends for any reason (logout, RP-initiated logout, password change, an
+operator's force logout) every relying system that received tokens in that session and registered
+a back-channel logout URI gets a signed logout token, and the session's online tokens are revoked.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+
+import requests
+from flask import Flask, current_app
+from joserfc import jwt
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import AuthorizationCode, Client, User
+from ..services import audit
+from ..services.sessions import login_ended
+from .access_tokens import issuer
+from .keys import key_store
+from .tokens import revoke_session_tokens
+
+log = logging.getLogger(__name__)
+
+BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+TIMEOUT_SECONDS = 3.0
+
+
+def logout_token(client: Client, user: User, sid: str) -> str:
+    now = int(time.time())
+    key = key_store().current()
+    claims = {
+        "iss": issuer(),
+        "aud": client.client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(16),
+        "sub": user.sub,
+        "sid": sid,
+        "events": {BACKCHANNEL_EVENT: {}},
+    }
+    return jwt.encode({"alg": key.alg, "kid": key.kid, "typ": "logout+jwt"}, claims, key.key)
+
+
+def clients_in_session(sid: str) -> list[Client]:
+    client_ids = db.session.scalars(
+        select(AuthorizationCode.client_id).where(AuthorizationCode.sid == sid).distinct()
+    ).all()
+    if not client_ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(Client).where(
+                Client.client_id.in_(client_ids),
+                Client.backchannel_logout_uri.is_not(None),
+                Client.enabled.is_(True),
+            )
+        )
+    )
+
+
+def notify_backchannel(user: User, sid: str) -> dict[str, bool]:
+    results: dict[str, bool] = {}
+    for client in clients_in_session(sid):
+        try:
+            response = requests.post(
+                client.backchannel_logout_uri,
+                data={"logout_token": logout_token(client, user, sid)},
+                timeout=TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
+            ok = response.status_code in (200, 204)
+        except requests.RequestException as exc:
+            log.warning("back-channel logout to %s failed: %s", client.client_id, type(exc).__name__)
+            ok = False
+        results[client.client_id] = ok
+        audit.record("logout.backchannel", "success" if ok else "failure", actor="system",
+                     subject=user.sub, client_id=client.client_id, commit=False)
+    return results
+
+
+def _on_login_ended(app: Flask, user_id: int | None = None, sid: str | None = None, reason: str = "", **_) -> None:
+    if not sid:
+        return
+    revoke_session_tokens(sid)
+    user = db.session.get(User, user_id) if user_id else None
+    if user is not None:
+        notify_backchannel(user, sid)
+    db.session.commit()
+
+
+def init_app(app: Flask) -> None:
+    login_ended.connect(_on_login_ended, app)

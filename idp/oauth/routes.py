@@ -1,0 +1,159 @@
+"""Protocol endpoints.  Each view is a line or two over Authlib; the authorization endpoint adds
+the interaction policy (login, consent) and answers errors safely: to the client's redirect URI
+only once the client and that URI are known good, otherwise on an error page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from ..auth.resume import resume_after_login
+from ..errors import _error_page
+from ..extensions import csrf, db
+from ..models import Consent
+from ..services import audit
+from ..services.sessions import current_login
+from .access_tokens import issuer
+from .claims import SCOPE_LABELS
+from .discovery import provider_metadata
+from .interaction import needed_interaction, requested_prompts, resume_url_after_login
+from .keys import key_store
+from .server import server
+
+bp = Blueprint("oauth", __name__)
+
+
+def error_response(error: OAuth2Error):
+    """Redirect the error to the client when Authlib validated the redirect URI, else a page."""
+    if getattr(error, "redirect_uri", None):
+        status, body, headers = error()
+        location = dict(headers)["Location"]
+        return redirect(add_params_to_uri(location, [("iss", issuer())]), code=302)
+    return _error_page(error.status_code or 400, error.error, _describe(error), error.error)
+
+
+def _describe(error: OAuth2Error) -> str:
+    if error.error == "invalid_client":
+        return "未知的应用系统或应用系统已停用，无法继续登录。"
+    if error.error == "invalid_request" and "redirect" in (error.description or "").lower():
+        return "应用系统的回调地址未登记，无法继续登录。请联系该应用系统的管理员。"
+    return error.description or error.error
+
+
+@bp.route("/oauth/authorize", methods=["GET", "POST"])
+def authorize():
+    srv = server()
+    login = current_login()
+    user = login.user if login else None
+    try:
+        grant = srv.get_consent_grant(end_user=user)
+    except OAuth2Error as error:
+        return error_response(error)
+    client = grant.request.client
+    scopes = set(scope_to_list(grant.request.scope or ""))
+    prompts = requested_prompts()
+
+    if request.method == "POST":
+        csrf.protect()
+        if user is None:
+            return redirect(url_for("auth.login"))
+        if request.form.get("decision") != "allow":
+            audit.record("consent", "denied", actor=user.username, subject=user.sub, client_id=client.client_id)
+            return srv.create_authorization_response(grant_user=None, grant=grant)
+        _remember_consent(user.id, client.client_id, scopes)
+        audit.record("consent", actor=user.username, subject=user.sub, client_id=client.client_id,
+                     scope=" ".join(sorted(scopes)))
+        return srv.create_authorization_response(grant_user=user, grant=grant)
+
+    needed = needed_interaction(client, scopes, login)
+    if needed is not None and needed.prompt == "login":
+        if "none" in prompts:
+            return error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state))
+        resume_after_login(resume_url_after_login())
+        if hint := request.values.get("login_hint"):
+            session["login_hint"] = hint[:32]
+        return redirect(url_for("auth.login"))
+    if needed is not None and needed.prompt == "consent":
+        if "none" in prompts:
+            return error_response(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state))
+        return render_template(
+            "oauth/consent.html",
+            client=client,
+            scopes=[(s, SCOPE_LABELS.get(s, s)) for s in sorted(scopes, key=list(SCOPE_LABELS).index)
+                    if s in SCOPE_LABELS],
+            action=request.full_path,
+        )
+    return srv.create_authorization_response(grant_user=user, grant=grant)
+
+
+def _remember_consent(user_id: int, client_id: str, scopes: set[str]) -> None:
+    consent = db.session.scalar(
+        select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
+    )
+    now = datetime.now(timezone.utc)
+    expires = now + timedelta(seconds=current_app.config["CONSENT_LIFETIME"])
+    if consent is None:
+        db.session.add(Consent(user_id=user_id, client_id=client_id, scope=" ".join(sorted(scopes)),
+                               granted_at=now, expires_at=expires))
+    else:
+        consent.scope = " ".join(sorted(scopes | set(consent.scope.split())))
+        consent.granted_at, consent.expires_at = now, expires
+    db.session.commit()
+
+
+@bp.post("/oauth/token")
+def token():
+    return server().create_token_response()
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+def userinfo():
+    return server().create_endpoint_response("userinfo")
+
+
+@bp.post("/oauth/revoke")
+def revoke():
+    return server().create_endpoint_response("revocation")
+
+
+@bp.post("/oauth/introspect")
+def introspect():
+    return server().create_endpoint_response("introspection")
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+def end_session():
+    srv = server()
+    try:
+        req = srv.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return _error_page(400, error.error, error.description or "退出请求无效。", error.error)
+    if req.needs_confirmation and request.method == "GET":
+        # no id_token_hint: anyone could have sent the user here, so ask first (CSRF-protected)
+        return render_template("oauth/logout_confirm.html", client=req.client, action=request.full_path)
+    if req.needs_confirmation:
+        csrf.protect()
+    response = srv.create_endpoint_response("end_session", req)
+    return response or render_template("auth/logged_out.html", client=req.client)
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery():
+    response = jsonify(provider_metadata())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks():
+    response = jsonify(key_store().jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
