@@ -106,6 +106,12 @@ class EndSessionEndpoint(_EndSessionEndpoint):
     def get_algorithms(self) -> list[str]:
         return ["RS256", "ES256"]
 
+    def resolve_client_from_id_token_claims(self, id_token_claims: dict):
+        aud = id_token_claims.get("aud")
+        if isinstance(aud, list) and len(aud) == 1:  # our ID tokens carry aud as a one-item list
+            aud = aud[0]
+        return self.server.query_client(aud) if isinstance(aud, str) else None
+
     def end_session(self, end_session_request) -> None:
         login = current_login()
         claims = end_session_request.id_token_claims or {}
