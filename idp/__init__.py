@@ -60,8 +60,11 @@ def register_blueprints(app: Flask) -> None:
     from .account.routes import bp as account_bp
     from .auth.routes import bp as auth_bp
 
+    from .health import bp as health_bp
+
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(health_bp)
     from .oauth import server as oauth_server
 
     oauth_server.init_app(app)

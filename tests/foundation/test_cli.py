@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+
+from idp.extensions import db
+from idp.models import Client, User
+from idp.services.client_secrets import verify_client_secret
+
+
+def test_clients_add_prints_the_secret_once_as_json(app, runner):
+    result = runner.invoke(args=["clients", "add", "--name", "考生服务系统",
+                                 "--redirect-uri", "https://ks.example.gov.cn/callback",
+                                 "--post-logout-redirect-uri", "https://ks.example.gov.cn/",
+                                 "--scope", "openid profile phone offline_access", "--first-party", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    with app.app_context():
+        client = db.session.scalar(db.select(Client).filter_by(client_id=data["client_id"]))
+        assert client.first_party and client.redirect_uris == ["https://ks.example.gov.cn/callback"]
+        assert data["client_secret"] not in (client.secret_digest or "")  # stored as a digest only
+        assert verify_client_secret(client, data["client_secret"])
+        assert not verify_client_secret(client, "wrong")
+
+
+def test_clients_add_refuses_a_bad_redirect_uri(runner):
+    result = runner.invoke(args=["clients", "add", "--name", "x", "--redirect-uri", "http://example.com/cb"])
+    assert result.exit_code != 0
+    assert "https" in result.output
+    result = runner.invoke(args=["clients", "add", "--name", "x", "--redirect-uri", "https://example.com/*"])
+    assert "通配符" in result.output
+
+
+def test_public_client_gets_no_secret(runner):
+    result = runner.invoke(args=["clients", "add", "--name", "app", "--redirect-uri", "http://127.0.0.1:3000/cb",
+                                 "--public", "--json"])
+    assert json.loads(result.output)["client_secret"] is None
+
+
+def test_admin_create(app, runner):
+    result = runner.invoke(args=["admin", "create", "--username", "root_admin", "--password", "Admin#2026secure",
+                                 "--name", "管理员", "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.scalar(db.select(User).filter_by(username_key="root_admin"))
+        assert user.role == "admin"
+    weak = runner.invoke(args=["admin", "create", "--username", "weak_admin", "--password", "password",
+                               "--name", "管理员"])
+    assert weak.exit_code == 1
+    assert "密码" in weak.output
+
+
+def test_keys_rotate_and_list(app, runner, tmp_path):
+    app.config["KEYS_DIR"] = str(tmp_path)
+    from idp.oauth import keys
+
+    keys.init_app(app)
+    first = runner.invoke(args=["keys", "rotate"])
+    second = runner.invoke(args=["keys", "rotate", "--alg", "ES256"])
+    assert first.exit_code == second.exit_code == 0
+    listing = runner.invoke(args=["keys", "list"]).output.splitlines()
+    assert len(listing) == 2
+    assert "RS256" in listing[0] and "published until" in listing[0]
+    assert "ES256" in listing[1] and listing[1].endswith("current")
+
+
+def test_init_migrates_and_creates_keys(keys_dir, tmp_path):
+    from idp import create_app
+
+    app = create_app("testing", DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite'}",
+                     KEYS_DIR=str(tmp_path / "keys"))
+    result = app.test_cli_runner().invoke(args=["init"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "keys" / "signing" / "keys.json").exists()
+    assert "database ready" in result.output
+    again = app.test_cli_runner().invoke(args=["init"])  # idempotent
+    assert again.exit_code == 0

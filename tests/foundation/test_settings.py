@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from idp import create_app
+from idp.config import ConfigError, load_config
+
+
+def test_production_refuses_to_start_without_real_settings(monkeypatch):
+    for name in ("IDP_DATABASE_URL", "IDP_REDIS_URL", "IDP_ISSUER", "IDP_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_config("production")
+    message = str(info.value)
+    for expected in ("IDP_DATABASE_URL", "IDP_REDIS_URL", "IDP_ISSUER must be an https", "IDP_SECRET_KEY",
+                     "IDP_BANK_URL"):
+        assert expected in message
+
+
+def test_production_refuses_the_fixed_captcha(monkeypatch):
+    monkeypatch.setenv("IDP_DATABASE_URL", "postgresql+psycopg://idp@db/idp")
+    monkeypatch.setenv("IDP_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("IDP_ISSUER", "https://id.example.gov.cn")
+    monkeypatch.setenv("IDP_SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("IDP_BANK_URL", "https://bank-verify.example.gov.cn")
+    monkeypatch.setenv("IDP_SMS_BACKEND", "http")
+    config = load_config("production")  # complete and safe: accepted
+    assert config.SECURE_COOKIES is True
+    monkeypatch.setenv("IDP_CAPTCHA_FIXED", "1234")
+    with pytest.raises(ConfigError, match="IDP_CAPTCHA_FIXED"):
+        load_config("production")
+
+
+def test_every_setting_is_overridable_by_environment(monkeypatch):
+    monkeypatch.setenv("IDP_ACCESS_TOKEN_LIFETIME", "123")
+    monkeypatch.setenv("IDP_DEV_TOOLS", "false")
+    monkeypatch.setenv("IDP_ISSUER", "http://127.0.0.1:9999")
+    config = load_config("development")
+    assert config.ACCESS_TOKEN_LIFETIME == 123 and config.DEV_TOOLS is False
+    assert config.ISSUER == "http://127.0.0.1:9999"
+    monkeypatch.setenv("IDP_ACCESS_TOKEN_LIFETIME", "soon")
+    with pytest.raises(ConfigError, match="must be a number"):
+        load_config("development")
+
+
+def test_unknown_environment_name():
+    with pytest.raises(ConfigError, match="choose one of"):
+        load_config("staging")
+
+
+def test_missing_redis_url_warns_that_the_stand_in_serves_one_process(keys_dir, caplog):
+    with caplog.at_level(logging.WARNING, logger="idp.extensions"):
+        create_app("testing", DATABASE_URL="sqlite://", REDIS_URL="", KEYS_DIR=str(keys_dir))
+    assert any("one process only" in r.getMessage() for r in caplog.records)
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"] == {"database": "ok", "redis": "ok", "signing_key": "ok"}
+
+
+def test_readiness_fails_without_signing_keys(keys_dir, tmp_path):
+    from ..conftest import make_app
+
+    app = make_app(keys_dir)
+    app.config["KEYS_DIR"] = str(tmp_path)
+    from idp.oauth import keys
+
+    keys.init_app(app)  # a key store over an empty directory
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["signing_key"] == "RuntimeError"
