@@ -53,7 +53,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     pii.init_app(app)
-    keys.init_app(app)
+    keys.init_app(app, generate=not app.testing)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -1,8 +1,8 @@
 """Typed errors, one class per failure a user or a relying system can see.
 
 ``UserError`` subclasses carry the Chinese message shown on the page (and, optionally, the form
-field it belongs to).  ``ProtocolError`` subclasses carry an OAuth/OIDC error code; their
-``allow_redirect`` says whether the spec allows sending the error back to the redirect URI — it
+field it belongs to).  `Protocol errors are Authlib's ``OAuth2Error``
+classes; ``allow_redirect`` says whether the spec allows sending one back to the redirect URI — it
 is false whenever the client or redirect URI itself is in doubt, so an attacker cannot turn the
 provider into an open redirector.  ``register_error_handlers`` answers HTML to browsers and JSON
 to everything else.
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -72,42 +73,26 @@ class TooManyAttempts(UserError):
 
 
 # -- protocol errors ---------------------------------------------------------------------------------
-class ProtocolError(Exception):
-    error = "server_error"
-    status = 400
-    allow_redirect = True
-    description = ""
-
-    def __init__(self, description: str | None = None) -> None:
-        super().__init__(description or self.description or self.error)
-        if description:
-            self.description = description
+# Protocol errors are Authlib's typed OAuth2Error subclasses, one per error code
+# (InvalidClientError, LoginRequiredError, ...).  Authlib attaches a ``redirect_uri`` only once
+# the client and that URI are validated, which is exactly when the spec allows redirecting the
+# error; ``allow_redirect`` below reads that.  The handler in register_error_handlers answers:
+# a redirect to the client (with ``iss``, RFC 9207) when allowed, else a page or JSON.
 
 
-class InvalidRequest(ProtocolError):
-    error = "invalid_request"
+def allow_redirect(error: OAuth2Error) -> bool:
+    return bool(getattr(error, "redirect_uri", None))
 
 
-class InvalidClient(ProtocolError):
-    error = "invalid_client"
-    status = 400
-    allow_redirect = False
-    description = "未知的应用系统或应用系统已停用"
+_DESCRIPTIONS = {
+    "invalid_client": "未知的应用系统或应用系统已停用，无法继续登录。",
+}
 
 
-class InvalidRedirectUri(ProtocolError):
-    error = "invalid_request"
-    allow_redirect = False
-    description = "回调地址未在应用系统中登记"
-
-
-class AccessDenied(ProtocolError):
-    error = "access_denied"
-    status = 403
-
-
-class LoginRequired(ProtocolError):
-    error = "login_required"
+def describe(error: OAuth2Error) -> str:
+    if error.error == "invalid_request" and "redirect" in (error.description or "").lower():
+        return "应用系统的回调地址未登记，无法继续登录。请联系该应用系统的管理员。"
+    return _DESCRIPTIONS.get(error.error) or error.description or error.error
 
 
 API_PREFIXES = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect", "/api/", "/.well-known/", "/jwks")
@@ -130,14 +115,13 @@ def _error_page(status: int, title: str, message: str, code: str | None = None):
 
 
 def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ProtocolError)
-    def protocol_error(exc: ProtocolError):
-        return _error_page(exc.status, exc.error, exc.description or exc.error, exc.error)
-
     @app.errorhandler(OAuth2Error)
     def oauth2_error(exc: OAuth2Error):
-        # reached only where a redirect is not allowed (bad client or redirect URI)
-        return _error_page(exc.status_code or 400, exc.error, exc.description or exc.error, exc.error)
+        if allow_redirect(exc):
+            _, _, headers = exc()
+            location = add_params_to_uri(dict(headers)["Location"], [("iss", app.config["ISSUER"])])
+            return redirect(location, code=302)
+        return _error_page(exc.status_code or 400, exc.error, describe(exc), exc.error)
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):

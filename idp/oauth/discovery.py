@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app
 
 from ..services.clients import SUPPORTED_SCOPES
+from ..services.sessions import ACR_VALUES
 
 
 def provider_metadata() -> dict:
@@ -39,6 +40,7 @@ def provider_metadata() -> dict:
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
+        "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,

@@ -129,8 +129,18 @@ class KeyStore:
 
     # -- changing ----------------------------------------------------------------------------------
     def ensure(self, alg: str = "RS256") -> SigningKey:
-        if not self.index_path.exists():
-            return self.rotate(alg)
+        """The current key, generating the first one if there is none.  Several workers starting
+        at once take a file lock, so exactly one of them generates it."""
+        if self.index_path.exists():
+            return self.current()
+        import fcntl
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self.index_path.exists():
+                return self.rotate(alg)
+        self._mtime = None
         return self.current()
 
     def rotate(self, alg: str = "RS256") -> SigningKey:
@@ -156,10 +166,12 @@ class KeyStore:
         return self.current()
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, *, generate: bool = False) -> None:
     cfg = app.config
     longest = max(cfg["ID_TOKEN_LIFETIME"], cfg["ACCESS_TOKEN_LIFETIME"], 3600)
     store = KeyStore(Path(cfg["KEYS_DIR"]) / "signing", timedelta(seconds=longest))
+    if generate:
+        store.ensure(cfg["SIGNING_ALG"])  # first start: create the signing key
     app.extensions["idp_keys"] = store
 
 

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
 from ..auth.resume import resume_after_login
-from ..errors import _error_page
 from ..extensions import csrf, db
 from ..models import Consent
 from ..services import audit
 from ..services.sessions import current_login
-from .access_tokens import issuer
 from .claims import SCOPE_LABELS
 from .discovery import provider_metadata
 from .interaction import needed_interaction, requested_prompts, resume_url_after_login
@@ -29,32 +25,12 @@ from .server import server
 bp = Blueprint("oauth", __name__)
 
 
-def error_response(error: OAuth2Error):
-    """Redirect the error to the client when Authlib validated the redirect URI, else a page."""
-    if getattr(error, "redirect_uri", None):
-        status, body, headers = error()
-        location = dict(headers)["Location"]
-        return redirect(add_params_to_uri(location, [("iss", issuer())]), code=302)
-    return _error_page(error.status_code or 400, error.error, _describe(error), error.error)
-
-
-def _describe(error: OAuth2Error) -> str:
-    if error.error == "invalid_client":
-        return "未知的应用系统或应用系统已停用，无法继续登录。"
-    if error.error == "invalid_request" and "redirect" in (error.description or "").lower():
-        return "应用系统的回调地址未登记，无法继续登录。请联系该应用系统的管理员。"
-    return error.description or error.error
-
-
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize():
     srv = server()
     login = current_login()
     user = login.user if login else None
-    try:
-        grant = srv.get_consent_grant(end_user=user)
-    except OAuth2Error as error:
-        return error_response(error)
+    grant = srv.get_consent_grant(end_user=user)  # errors: errors.register_error_handlers
     client = grant.request.client
     scopes = set(scope_to_list(grant.request.scope or ""))
     prompts = requested_prompts()
@@ -74,14 +50,14 @@ def authorize():
     needed = needed_interaction(client, scopes, login)
     if needed is not None and needed.prompt == "login":
         if "none" in prompts:
-            return error_response(LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state))
+            raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
         resume_after_login(resume_url_after_login())
         if hint := request.values.get("login_hint"):
             session["login_hint"] = hint[:32]
         return redirect(url_for("auth.login"))
     if needed is not None and needed.prompt == "consent":
         if "none" in prompts:
-            return error_response(ConsentRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state))
+            raise ConsentRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
         return render_template(
             "oauth/consent.html",
             client=client,
@@ -130,10 +106,7 @@ def introspect():
 @bp.route("/oauth/logout", methods=["GET", "POST"])
 def end_session():
     srv = server()
-    try:
-        req = srv.validate_endpoint_request("end_session")
-    except OAuth2Error as error:
-        return _error_page(400, error.error, error.description or "退出请求无效。", error.error)
+    req = srv.validate_endpoint_request("end_session")
     if req.needs_confirmation and request.method == "GET":
         # no id_token_hint: anyone could have sent the user here, so ask first (CSRF-protected)
         return render_template("oauth/logout_confirm.html", client=req.client, action=request.full_path)

@@ -24,6 +24,12 @@ signals = Namespace()
 #: sent with (app, user_id=…, sid=…, reason=…) when a login session ends for any reason
 login_ended = signals.signal("login-ended")
 
+#: Authentication context classes (``acr``): a password login to an account whose holder was
+#: verified through the bank four-element check is worth more than one to an unverified account.
+ACR_PASSWORD = "urn:hrss:acr:password"
+ACR_REALNAME = "urn:hrss:acr:realname"
+ACR_VALUES = (ACR_PASSWORD, ACR_REALNAME)
+
 _LOGIN = "login:"
 _USER_LOGINS = "user-logins:"
 
@@ -46,6 +52,7 @@ class LoginSession:
 def start_login(user: User, amr: list[str], acr: str | None = None) -> LoginSession:
     """Begin a login: a fresh session id (no fixation), a login record, the user's index."""
     cfg = current_app.config
+    acr = acr or (ACR_REALNAME if user.real_name_verified else ACR_PASSWORD)
     old_sid = session.get("sid")
     if old_sid:
         _delete(old_sid, session.get("uid"))

@@ -39,6 +39,7 @@ def test_code_exchange_returns_verifiable_id_and_access_tokens(signed_in_flow):
     assert claims["aud"] == [signed_in_flow.rp.client_id] or claims["aud"] == signed_in_flow.rp.client_id
     assert claims["nonce"] == "nonce-123"
     assert claims["amr"] == ["pwd"]
+    assert claims["acr"] == "urn:hrss:acr:realname"  # a bank-verified account
     assert claims["name"] == "张三" and claims["preferred_username"] == "zhangsan"
     assert "sid" in claims and "auth_time" in claims and "at_hash" in claims
     assert "phone_number" not in claims  # not asked
