@@ -132,3 +132,24 @@ def test_idle_timeout_is_the_redis_expiry(app, logged_in):
         assert keys
         ttl = redis_store.ttl(keys[0])
         assert 0 < ttl <= app.config["SESSION_IDLE_TIMEOUT"]
+
+
+def test_per_ip_throttle_on_login_posts(client, app):
+    app.config["LOGIN_IP_LIMIT"] = "3 per minute"
+    for _ in range(3):
+        assert login(client, "nobody_here", "Wrong#password1").status_code == 400
+    throttled = login(client, "nobody_here", "Wrong#password1")
+    assert throttled.status_code == 429
+    assert "操作过于频繁" in throttled.data.decode()
+
+
+def test_login_lockout_is_audited(app, client, user):
+    from idp.models import AuditEvent
+    from idp.extensions import db
+
+    for _ in range(5):
+        login(client, user.username, "Wrong#password1")
+    with app.app_context():
+        events = [(e.event, e.outcome, e.details.get("reason")) for e in db.session.scalars(db.select(AuditEvent))]
+    assert events.count(("login", "failure", "bad_password")) == 5
+    assert ("account.lockout", "success", None) in events
