@@ -21,6 +21,7 @@ def init_app(app: Flask) -> None:
 
     secure = app.config.get("SECURE_COOKIES")
     app.jinja_env.globals["has_endpoint"] = lambda name: name in app.view_functions
+    app.jinja_env.filters["datetime"] = _format_datetime
 
     @app.after_request
     def security_headers(response):
@@ -37,3 +38,14 @@ def init_app(app: Flask) -> None:
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
         return response
+
+
+def _format_datetime(value) -> str:
+    """Beijing time for people on screen (stored in UTC)."""
+    from datetime import datetime, timedelta, timezone
+
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    return value.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")

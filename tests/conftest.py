@@ -149,3 +149,11 @@ def live_server(keys_dir, tmp_path):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def signed_in_elsewhere(app, user):
+    """The same user logged in from a second browser."""
+    other = app.test_client()
+    assert _login(other, user.username, DEFAULT_PASSWORD).status_code == 302
+    return other

@@ -1,11 +1,18 @@
-"""The user centre (统一用户管理平台): 查看用户信息 and, in later issues, self-service."""
+"""The user centre (统一用户管理平台): 查看用户信息, 安全中心 (修改密码, 密保工具), sessions and
+authorised systems.  Views parse a form, call a service, render."""
 
 from __future__ import annotations
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, flash, g, redirect, render_template, url_for
 
 from ..auth.guards import login_required
+from ..errors import CaptchaInvalid, UserError
+from ..oauth.claims import SCOPE_LABELS
+from ..services import account_security, captcha
+from ..services.authorizations import authorised_systems, revoke_authorisation
 from ..services.profile import masked_profile
+from ..services.sessions import revoke_login, user_logins
+from .forms import PasswordChangeForm, RevokeConsentForm, RevokeSessionForm, SecurityQuestionsForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -14,3 +21,81 @@ bp = Blueprint("account", __name__, url_prefix="/account")
 @login_required
 def home():
     return render_template("account/home.html", profile=masked_profile(g.user))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@login_required
+def password():
+    form = PasswordChangeForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            if not captcha.check_captcha(form.captcha_id.data, form.captcha.data):
+                raise CaptchaInvalid()
+            account_security.change_password(
+                g.user, form.current_password.data, form.new_password.data, form.confirm_password.data
+            )
+        except UserError as exc:
+            error = exc.message
+        else:
+            # every session ended, this one included: the user is logged out (系统返回未登录的状态)
+            return render_template("account/password_changed.html")
+    for secret in (form.current_password, form.new_password, form.confirm_password, form.captcha):
+        secret.data = ""
+    form.captcha_id.data = captcha.issue_captcha()
+    return render_template("account/password.html", form=form, error=error), 400 if error else 200
+
+
+@bp.route("/security-questions", methods=["GET", "POST"])
+@login_required
+def security_questions():
+    form = SecurityQuestionsForm()
+    error = None
+    if form.validate_on_submit():
+        pairs = [(form.question_1.data, form.answer_1.data), (form.question_2.data, form.answer_2.data),
+                 (form.question_3.data, form.answer_3.data)]
+        try:
+            account_security.set_security_questions(g.user, form.current_password.data, pairs)
+        except UserError as exc:
+            error = exc.message
+        else:
+            flash("密保问题已保存")
+            return redirect(url_for("account.security_questions"))
+    form.current_password.data = ""
+    existing = account_security.security_questions(g.user)
+    return render_template(
+        "account/security_questions.html", form=form, error=error,
+        existing=[account_security.SECURITY_QUESTIONS.get(a.question, a.question) for a in existing],
+    ), 400 if error else 200
+
+
+@bp.get("/sessions")
+@login_required
+def sessions():
+    return render_template(
+        "account/sessions.html",
+        logins=user_logins(g.user.id),
+        current_sid=g.login.sid,
+        systems=authorised_systems(g.user),
+        scope_labels=SCOPE_LABELS,
+        revoke_session=RevokeSessionForm(),
+        revoke_consent=RevokeConsentForm(),
+    )
+
+
+@bp.post("/sessions/revoke")
+@login_required
+def revoke_session():
+    form = RevokeSessionForm()
+    if form.validate_on_submit() and revoke_login(g.user.id, form.sid.data, reason="user_revoked"):
+        flash("已下线该登录会话")
+    return redirect(url_for("account.sessions"))
+
+
+@bp.post("/authorisations/revoke")
+@login_required
+def revoke_consent():
+    form = RevokeConsentForm()
+    if form.validate_on_submit() and revoke_authorisation(g.user, form.client_id.data):
+        flash("已撤销对该应用系统的授权")
+    return redirect(url_for("account.sessions"))

@@ -3,7 +3,8 @@
 from .audit import AuditEvent
 from .client import Client
 from .consent import Consent
+from .security_question import SecurityAnswer
 from .token import AuthorizationCode, Token
 from .user import User, UserStatus
 
-__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "Token", "User", "UserStatus"]
+__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "SecurityAnswer", "Token", "User", "UserStatus"]

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length
+
+from ..auth.forms import CaptchaMixin
+from ..services.account_security import SECURITY_QUESTIONS
+
+
+class PasswordChangeForm(CaptchaMixin, FlaskForm):
+    current_password = PasswordField("当前密码", validators=[InputRequired("请输入当前密码")],
+                                     render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField("新密码", validators=[InputRequired("请输入新密码"), Length(max=64)],
+                                 render_kw={"autocomplete": "new-password"})
+    confirm_password = PasswordField("确认新密码", validators=[InputRequired("请再次输入新密码")],
+                                     render_kw={"autocomplete": "new-password"})
+    submit = SubmitField("提交")
+
+
+_CHOICES = [SelectChoice("", "请选择密保问题")] + [SelectChoice(k, v) for k, v in SECURITY_QUESTIONS.items()]
+
+
+class SecurityQuestionsForm(FlaskForm):
+    current_password = PasswordField("当前密码", validators=[InputRequired("请输入当前密码")],
+                                     render_kw={"autocomplete": "current-password"})
+    question_1 = SelectField("密保问题一", choices=_CHOICES, validators=[InputRequired("请选择密保问题")])
+    answer_1 = StringField("答案一", validators=[InputRequired("请填写答案"), Length(max=64)])
+    question_2 = SelectField("密保问题二", choices=_CHOICES, validators=[InputRequired("请选择密保问题")])
+    answer_2 = StringField("答案二", validators=[InputRequired("请填写答案"), Length(max=64)])
+    question_3 = SelectField("密保问题三", choices=_CHOICES, validators=[InputRequired("请选择密保问题")])
+    answer_3 = StringField("答案三", validators=[InputRequired("请填写答案"), Length(max=64)])
+    submit = SubmitField("保存")
+
+
+class RevokeSessionForm(FlaskForm):
+    sid = HiddenField(validators=[InputRequired()])
+    submit = SubmitField("下线")
+
+
+class RevokeConsentForm(FlaskForm):
+    client_id = HiddenField(validators=[InputRequired()])
+    submit = SubmitField("撤销授权")
