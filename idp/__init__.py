@@ -16,7 +16,7 @@ def create_app(config: BaseConfig | str | None = None, **overrides: Any) -> Flas
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(config.as_flask_config())
     app.json.ensure_ascii = False  # Chinese messages readable in JSON errors
-    logging.basicConfig(level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     register_extensions(app)
     register_blueprints(app)
@@ -26,6 +26,34 @@ def create_app(config: BaseConfig | str | None = None, **overrides: Any) -> Flas
 
     register_error_handlers(app)
     return app
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Structured (JSON lines) in production, readable text in development.  Personal data never
+    reaches a log call: services log identifiers only."""
+    root = logging.getLogger()
+    if getattr(root, "_idp_configured", None) == (level, fmt):
+        return
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        import json
+
+        class JsonFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return json.dumps({
+                    "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                    "level": record.levelname,
+                    "logger": record.name,
+                    "message": record.getMessage(),
+                    **({"exc": self.formatException(record.exc_info)} if record.exc_info else {}),
+                }, ensure_ascii=False)
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.handlers = [handler]
+    root.setLevel(level)
+    root._idp_configured = (level, fmt)  # type: ignore[attr-defined]
 
 
 def register_extensions(app: Flask) -> None:
@@ -60,7 +88,10 @@ def register_blueprints(app: Flask) -> None:
     from .account.routes import bp as account_bp
     from .auth.routes import bp as auth_bp
 
+    from . import metrics
     from .health import bp as health_bp
+
+    metrics.init_app(app)
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)

@@ -78,6 +78,8 @@ class BaseConfig:
     SECURE_COOKIES = False
     TRUSTED_PROXIES = 0
     LOG_LEVEL = "INFO"
+    LOG_FORMAT = "text"  # text or json (one JSON object per line, for log shippers)
+    METRICS_TOKEN = ""  # when set, /metrics asks for it as a bearer token
 
     def __init__(self, **overrides: Any) -> None:
         for name in dir(self):
@@ -132,6 +134,7 @@ class TestingConfig(BaseConfig):
 
 class ProductionConfig(BaseConfig):
     ENV_NAME = "production"
+    LOG_FORMAT = "json"
     DATABASE_URL = ""
     ISSUER = ""
     SECURE_COOKIES = True

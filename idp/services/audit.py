@@ -11,6 +11,7 @@ import logging
 from flask import has_request_context, request
 
 from ..extensions import db
+from ..metrics import AUDIT_EVENTS
 from ..models import AuditEvent
 
 log = logging.getLogger("idp.audit")
@@ -46,6 +47,7 @@ def record(
         details=details,
     )
     db.session.add(entry)
+    AUDIT_EVENTS.labels(event, outcome).inc()
     if commit:
         db.session.commit()
     log.info(

@@ -74,3 +74,31 @@ def test_readiness_fails_without_signing_keys(keys_dir, tmp_path):
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["signing_key"] == "RuntimeError"
+
+
+def test_metrics_count_requests_and_audit_events(app, client, user):
+    from ..conftest import DEFAULT_PASSWORD
+    from ..helpers import login
+
+    login(client, user.username, DEFAULT_PASSWORD)
+    body = client.get("/metrics").data.decode()
+    assert 'idp_audit_events_total{event="login",outcome="success"}' in body
+    assert 'idp_http_requests_total{endpoint="auth.login",method="POST",status="302"}' in body
+    app.config["METRICS_TOKEN"] = "scrape-secret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+
+
+def test_json_logs_in_production_format(capsys):
+    import json
+
+    from idp import configure_logging
+
+    configure_logging("INFO", "json")
+    try:
+        logging.getLogger("idp.test").info("hello %s", "世界")
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        record = json.loads(line)
+        assert record["message"] == "hello 世界" and record["level"] == "INFO"
+    finally:
+        configure_logging("INFO", "text")

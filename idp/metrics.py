@@ -1,0 +1,56 @@
+"""Prometheus metrics (SPEC §9): request counts and latency per endpoint, and every audit event
+by type and outcome (logins, lockouts, tokens issued, registrations...).
+
+Under gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR so the workers' figures are
+aggregated.  ``/metrics`` asks for ``Authorization: Bearer $IDP_METRICS_TOKEN`` when that
+setting is given; otherwise keep it on an internal network.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+
+from flask import Flask, Response, abort, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+REQUESTS = Counter("idp_http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
+LATENCY = Histogram(
+    "idp_http_request_seconds", "HTTP request latency", ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+AUDIT_EVENTS = Counter("idp_audit_events_total", "Audit events", ["event", "outcome"])
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start_timer():
+        g._metrics_start = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        start = g.pop("_metrics_start", None)
+        if start is not None:
+            endpoint = request.endpoint or "unmatched"
+            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
+            REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        return response
+
+    app.add_url_rule("/metrics", "metrics", _metrics)
+
+
+def _metrics():
+    token = current_app.config.get("METRICS_TOKEN")
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            abort(401)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)
