@@ -33,6 +33,19 @@ def keys_dir(tmp_path_factory):
 
 
 _external_db_ready = False
+_apps_of_this_test: list = []
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines():
+    """Close every database connection an app of this test opened (an open psycopg connection
+    left to the garbage collector is a ResourceWarning, which pytest turns into an error)."""
+    yield
+    while _apps_of_this_test:
+        app = _apps_of_this_test.pop()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 def make_app(keys_dir, **overrides):
@@ -44,6 +57,7 @@ def make_app(keys_dir, **overrides):
     )
     settings.update(overrides)
     app = create_app("testing", **settings)
+    _apps_of_this_test.append(app)
     with app.app_context():
         from flask_migrate import upgrade
 
