@@ -95,6 +95,13 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
+    from .register.routes import bp as register_bp
+
+    app.register_blueprint(register_bp)
+    if app.config.get("DEV_TOOLS"):
+        from .dev.routes import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
     app.register_blueprint(health_bp)
     from .oauth import server as oauth_server
 

@@ -72,6 +72,8 @@ class BaseConfig:
     SMS_URL = ""
     SMS_KEY = ""
     SMS_DAILY_CAP = 10
+    SMS_IP_LIMIT = "10 per hour;30 per day"  # SMS sends per client IP (registration)
+    SMS_TIMEOUT = 5.0
     DEV_TOOLS = False  # /dev/sms-outbox and friends
 
     # -- web -------------------------------------------------------------------------------------

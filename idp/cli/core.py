@@ -143,8 +143,9 @@ def _account_options(fn):
         click.option("--phone", required=True),
         click.option("--gender", type=click.Choice(["M", "F"]), default=None),
         click.option("--birthdate", default=None, help="YYYY-MM-DD (taken from a resident ID number when omitted)"),
-        click.option("--bank", "bank_code", default=None, help="bank code, e.g. ICBC"),
-        click.option("--card-number", default=None),
+        # the bank four-element check is what proves the identity: both are needed (SPEC §2)
+        click.option("--bank", "bank_code", required=True, help="bank code, e.g. ICBC (idp/services/banks.py)"),
+        click.option("--card-number", required=True, help="the debit card the bank check runs against"),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -1,0 +1,53 @@
+"""The three forms of the registration wizard.  Field checks beyond "was anything typed" live in
+the identity rules and registration services, so the CLI and these pages say the same thing."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, RadioField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length
+from wtforms.widgets import DateInput, TelInput
+
+from ..auth.forms import CaptchaMixin
+from ..services.banks import BANKS
+from ..services.identity import GENDERS, ID_TYPES
+
+_USERNAME = {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false", "maxlength": 20}
+
+
+class LoginInfoForm(CaptchaMixin, FlaskForm):
+    username = StringField("用户名", validators=[InputRequired("请输入用户名"), Length(max=20, message="用户名须为4–20位字母、数字或下划线，并以字母开头")],
+                           render_kw=_USERNAME)
+    password = PasswordField("密码", validators=[Length(max=128, message="密码长度须为8–32位")],
+                             render_kw={"autocomplete": "new-password", "maxlength": 32})
+    confirm = PasswordField("确认密码", validators=[Length(max=128, message="两次输入的密码不一致")],
+                            render_kw={"autocomplete": "new-password", "maxlength": 32})
+    submit = SubmitField("下一步")
+
+
+class IdentityForm(FlaskForm):
+    name = StringField("姓名", validators=[InputRequired("请输入姓名"), Length(max=100, message="姓名不能超过50个字")],
+                       render_kw={"autocomplete": "name", "spellcheck": "false"})
+    # choices are checked by the identity rules (one message for a bad value, wherever it comes from)
+    id_type = SelectField("证件类型", choices=[SelectChoice(k, v) for k, v in ID_TYPES.items()], default="resident_id", validate_choice=False)
+    id_number = StringField("证件号", validators=[InputRequired("请输入证件号"), Length(max=32, message="证件号格式不正确")],
+                            render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false",
+                                       "maxlength": 32})
+    gender = RadioField("性别", choices=[SelectChoice(k, v) for k, v in GENDERS.items()], validate_choice=False)
+    birthdate = StringField("出生日期", widget=DateInput(), render_kw={"autocomplete": "bday", "min": "1900-01-01"})
+    back = SubmitField("上一步", render_kw={"formnovalidate": True})
+    submit = SubmitField("下一步")
+
+
+class VerificationForm(FlaskForm):
+    bank_code = SelectField("银行", choices=[SelectChoice("", "请选择银行")] + [SelectChoice(k, v) for k, v in BANKS.items()], validate_choice=False)
+    card_number = StringField("银行账号", validators=[InputRequired("请输入银行账号"), Length(max=32, message="银行账号须为13–19位数字")],
+                              render_kw={"autocomplete": "off", "inputmode": "numeric", "maxlength": 32})
+    phone = StringField("手机号码", widget=TelInput(), validators=[InputRequired("请输入手机号码"), Length(max=20, message="请输入正确的11位手机号码")],
+                        render_kw={"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20})
+    sms_code = StringField("短信验证码", validators=[Length(max=6, message="短信验证码为6位数字")],
+                           render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6})
+    send_sms = SubmitField("发送短信验证", render_kw={"formnovalidate": True})
+    back = SubmitField("上一步", render_kw={"formnovalidate": True})
+    submit = SubmitField("下一步")

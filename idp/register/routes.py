@@ -1,0 +1,262 @@
+"""个人用户注册: the wizard's pages, the live username check and the SMS button's JSON endpoint.
+
+Views stay thin: read the form, call the flow step (``idp.flows.registration``), render or
+redirect.  Every page works without JavaScript; ``static/js/register.js`` only adds the live
+username check, the prefill of birth date and gender, and sending the SMS without a reload.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+
+from ..auth.resume import pop_resume_url
+from ..errors import CaptchaInvalid, UserError
+from ..extensions import limiter
+from ..form_feedback import attach_error
+from ..flows import FlowExpired, StepNotReached
+from ..flows.registration import (
+    AMR,
+    REGISTRATION,
+    STEP_TITLES,
+    save_draft,
+    send_code,
+    step_values,
+    submit_identity,
+    submit_login_info,
+    submit_verification,
+)
+from ..services import captcha, registration
+from ..services.identity import BirthdateInvalid, check_card_number
+from ..services.sessions import start_login
+from ..services.sms import SmsResendTooSoon
+from .forms import IdentityForm, LoginInfoForm, VerificationForm
+
+bp = Blueprint("register", __name__, url_prefix="/register")
+
+ENDPOINTS = {
+    "login_info": "register.login_info",
+    "identity": "register.identity",
+    "verification": "register.verification",
+    "done": "register.done",
+}
+
+
+def _username_check_limit() -> str:
+    return current_app.config["USERNAME_CHECK_LIMIT"]
+
+
+def _sms_ip_limit() -> str:
+    return current_app.config["SMS_IP_LIMIT"]
+
+
+def _step_url(step: str) -> str:
+    return url_for(ENDPOINTS[step])
+
+
+def wizard_step(step: str):
+    """Load this session's registration flow and make sure ``step`` may be shown; otherwise
+    send the citizen to where they belong (the start, or the first step still missing)."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped():
+            had_flow = REGISTRATION.in_session()
+            flow = REGISTRATION.load()
+            if flow is None or (flow.finished and step != "done"):
+                if step != "login_info" or request.method == "POST":
+                    if flow is None and had_flow:
+                        flash(FlowExpired.message, "error")
+                    return redirect(url_for("register.start"))
+                flow = REGISTRATION.start()
+            try:
+                flow.require(step)
+            except StepNotReached as missing:
+                return redirect(_step_url(missing.step))
+            return view(flow)
+
+        return wrapped
+
+    return decorator
+
+
+def _render(template: str, step: str, **context):
+    steps = [(name, title) for name, title in STEP_TITLES.items()]
+    return render_template(template, steps=steps, current=step, today=date.today().isoformat(), **context)
+
+
+# -- the wizard ----------------------------------------------------------------------------------
+@bp.get("")
+def start():
+    flow = REGISTRATION.load()
+    if flow is None or flow.finished or "restart" in request.args:
+        flow = REGISTRATION.start()
+    return redirect(_step_url(flow.first_missing() or "done"))
+
+
+@bp.route("/login-info", methods=["GET", "POST"])
+@wizard_step("login_info")
+def login_info(flow):
+    form = LoginInfoForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            if not captcha.check_captcha(form.captcha_id.data, form.captcha.data):
+                raise CaptchaInvalid()
+            submit_login_info(flow, form.username.data, form.password.data or "", form.confirm.data or "")
+        except UserError as exc:
+            error = attach_error(form, exc)
+        else:
+            return redirect(_step_url("identity"))
+    elif not form.is_submitted():
+        form.username.data = flow.data.get("username", "")
+    failed = form.is_submitted()
+    form.password.data = form.confirm.data = form.captcha.data = ""
+    form.captcha_id.data = captcha.issue_captcha()
+    return _render(
+        "register/login_info.html", "login_info", form=form, error=error,
+        password_kept=bool(flow.data.get("password_hash")),
+    ), (400 if failed else 200)
+
+
+@bp.route("/identity", methods=["GET", "POST"])
+@wizard_step("identity")
+def identity(flow):
+    form = IdentityForm()
+    error = None
+    if form.is_submitted() and form.back.data:
+        save_draft(flow, "identity", request.form)
+        return redirect(_step_url("login_info"))
+    if form.validate_on_submit():
+        try:
+            submit_identity(flow, form.name.data, form.id_type.data, form.id_number.data,
+                            form.gender.data or None, _parse_date(form.birthdate.data))
+        except UserError as exc:
+            error = attach_error(form, exc)
+        else:
+            return redirect(_step_url("verification"))
+    elif not form.is_submitted():
+        form.process(data=step_values(flow, "identity") or None)
+        if not form.id_type.data:
+            form.id_type.data = "resident_id"
+    failed = form.is_submitted()
+    return _render("register/identity.html", "identity", form=form, error=error), (400 if failed else 200)
+
+
+@bp.route("/verification", methods=["GET", "POST"])
+@limiter.shared_limit(_sms_ip_limit, scope="register-sms", exempt_when=lambda: "send_sms" not in request.form)
+@wizard_step("verification")
+def verification(flow):
+    form = VerificationForm()
+    error = sms_status = None
+    status = 200
+    if form.is_submitted() and form.back.data:
+        save_draft(flow, "verification", request.form)
+        return redirect(_step_url("identity"))
+    if form.is_submitted() and form.send_sms.data:
+        save_draft(flow, "verification", request.form)
+        try:
+            sent = send_code(flow, form.phone.data or "")
+        except UserError as exc:
+            error = attach_error(form, exc)
+            status = exc.status
+        else:
+            sms_status = sent.notice
+        form.sms_code.data = ""
+        return _render("register/verification.html", "verification", form=form, error=error,
+                       sms_status=sms_status, card_warning=_card_warning(form)), status
+    if form.validate_on_submit():
+        save_draft(flow, "verification", request.form)
+        try:
+            user = submit_verification(flow, form.bank_code.data, form.card_number.data, form.phone.data,
+                                       form.sms_code.data or "")
+        except UserError as exc:
+            error = attach_error(form, exc)
+            status = exc.status
+        else:
+            return _after_registration(user)
+    elif form.is_submitted():
+        status = 400
+    else:
+        form.process(data=step_values(flow, "verification") or None)
+    form.sms_code.data = ""
+    return _render("register/verification.html", "verification", form=form, error=error,
+                   sms_status=sms_status, card_warning=_card_warning(form)), status
+
+
+@bp.get("/done")
+@wizard_step("done")
+def done(flow):
+    return _render("register/done.html", "done", username=flow.data.get("username", ""))
+
+
+def _after_registration(user):
+    """Back to the relying system that sent the citizen, signed in; otherwise 注册成功."""
+    resume = pop_resume_url()
+    if resume:
+        start_login(user, amr=list(AMR))
+        return redirect(resume)
+    session["login_hint"] = user.username  # the login page offers the new username
+    return redirect(_step_url("done"))
+
+
+def _parse_date(raw: str | None) -> date | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BirthdateInvalid() from None
+
+
+def _card_warning(form) -> str | None:
+    """The Luhn warning for card numberings that do not promise one (the bank decides)."""
+    if not form.card_number.data or form.card_number.errors:
+        return None
+    try:
+        return check_card_number(form.card_number.data).warning
+    except UserError:
+        return None
+
+
+# -- JSON for the page's script ----------------------------------------------------------------------
+@bp.get("/username-check")
+@limiter.limit(_username_check_limit)
+def username_check():
+    """Live check as the citizen types: {available, message}.  Rate limited per IP: it is, by
+    nature, a way to learn whether a username exists."""
+    username = request.args.get("username", "")
+    try:
+        registration.check_username(username)
+    except UserError as exc:
+        reason = "taken" if exc.message == "用户名已被使用" else "invalid"
+        return jsonify(username=username, available=False, reason=reason, message=exc.message)
+    return jsonify(username=username, available=True, message="用户名可以使用")
+
+
+@bp.post("/sms")
+@limiter.shared_limit(_sms_ip_limit, scope="register-sms")
+def send_sms():
+    """The 发送短信验证 button without a page reload (the form's own button does the same)."""
+    flow = REGISTRATION.load()
+    if flow is None:
+        return jsonify(error="flow_expired", message=FlowExpired.message), 400
+    try:
+        flow.require("verification")
+    except StepNotReached:
+        return jsonify(error="step_not_reached", message="请先完成前面的注册步骤"), 409
+    try:
+        sent = send_code(flow, request.form.get("phone", ""))
+    except UserError as exc:
+        body = {"error": type(exc).__name__, "message": exc.message, "field": exc.field}
+        if isinstance(exc, SmsResendTooSoon):
+            body["retry_after"] = exc.seconds
+        return jsonify(body), exc.status
+    return jsonify(
+        sent=True,
+        message=sent.notice,
+        resend_after=sent.resend_after,
+    )

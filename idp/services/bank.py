@@ -1,0 +1,228 @@
+"""Bank real-name verification (联网银行信息核验平台): the API contract and ``BankVerifier``.
+
+The contract is ours (SPEC §6): ``POST {BANK_URL}/v1/verifications`` with a JSON body
+``{request_id, bank, card_number, name, id_type, id_number, phone}``, answered with
+``{request_id, outcome}``, the outcome being one of ``BankOutcome``.  Both directions are signed
+with HMAC-SHA256 under a shared secret over the method, path, timestamp, request id and a digest
+of the body, so neither a request nor an answer can be forged or replayed (the platform refuses
+a request id it has seen and a timestamp more than five minutes off).
+
+A verification is not idempotent (the platform may bill and rate-limit each one), so it is never
+retried once sent; only a connection that could not be opened is tried once more.  Every failure
+to get a trustworthy answer — refused, timed out, a 5xx, a bad signature, an unknown outcome —
+is ``BankUnavailable``: the citizen is told to try later and nothing is saved.
+
+When ``BANK_URL`` is empty the sandbox of ``idp.sandbox.bank`` is mounted in-process under a
+reserved host name through a requests transport adapter, so this same adapter — request
+building, signing, JSON, answer checks — is what runs in development, the demo and tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+import requests
+from flask import current_app
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ..errors import UserError
+
+log = logging.getLogger(__name__)
+
+VERIFY_PATH = "/v1/verifications"
+SIGNATURE_HEADER = "X-HRSS-Signature"
+TIMESTAMP_HEADER = "X-HRSS-Timestamp"
+REQUEST_ID_HEADER = "X-HRSS-Request-Id"
+MAX_CLOCK_SKEW = 300  # seconds either way
+IN_PROCESS_URL = "http://bank-sandbox.invalid"  # RFC 2606 name: can never reach a real host
+
+
+class BankOutcome(str, enum.Enum):
+    MATCH = "match"
+    IDENTITY_MISMATCH = "identity_mismatch"
+    PHONE_MISMATCH = "phone_mismatch"
+    CARD_NOT_DEBIT = "card_not_debit"
+    CARD_NOT_FOUND = "card_not_found"
+    CARD_INACTIVE = "card_inactive"
+
+
+# -- what the citizen sees -----------------------------------------------------------------------
+class BankCheckFailed(UserError):
+    """The bank answered, and the answer is not a match."""
+
+    outcome: BankOutcome
+
+
+class BankIdentityMismatch(BankCheckFailed):
+    outcome = BankOutcome.IDENTITY_MISMATCH
+    message = "人员姓名或证件类型或证件号与银行登记不匹配"
+
+
+class BankPhoneMismatch(BankCheckFailed):
+    outcome = BankOutcome.PHONE_MISMATCH
+    message = "手机号与银行预留手机号不一致，请更换银行卡验证或去对应银行网点修改预留手机号"
+    field = "phone"
+
+
+class BankCardNotDebit(BankCheckFailed):
+    outcome = BankOutcome.CARD_NOT_DEBIT
+    message = "该卡不是借记卡，不能用于实名认证，请使用所列银行的借记卡或深圳金融社保卡"
+    field = "card_number"
+
+
+class BankCardNotFound(BankCheckFailed):
+    outcome = BankOutcome.CARD_NOT_FOUND
+    message = "所选银行未查询到该银行账号，请核对银行和银行账号，或使用所列银行的借记卡或深圳金融社保卡"
+    field = "card_number"
+
+
+class BankCardInactive(BankCheckFailed):
+    outcome = BankOutcome.CARD_INACTIVE
+    message = "该银行卡状态异常（未激活、已挂失或已销户），请使用所列银行的其他有效借记卡或深圳金融社保卡"
+    field = "card_number"
+
+
+class BankUnavailable(UserError):
+    message = "银行核验服务暂不可用，请稍后再试"
+    status = 503
+
+
+FAILURES: dict[BankOutcome, type[BankCheckFailed]] = {
+    cls.outcome: cls
+    for cls in (BankIdentityMismatch, BankPhoneMismatch, BankCardNotDebit, BankCardNotFound, BankCardInactive)
+}
+
+
+@dataclass(frozen=True)
+class BankCheck:
+    """The four elements (and the bank they are checked against).  Values already normalised
+    by the identity rules: NFC name, canonical document number, digits only."""
+
+    bank: str
+    card_number: str
+    name: str
+    id_type: str
+    id_number: str
+    phone: str
+
+    def __repr__(self) -> str:  # never print personal data
+        return f"<BankCheck bank={self.bank} id_type={self.id_type}>"
+
+
+def raise_for(outcome: BankOutcome) -> None:
+    if outcome is not BankOutcome.MATCH:
+        raise FAILURES[outcome]()
+
+
+# -- signing (shared with the sandbox: one contract, one implementation) --------------------------
+def _digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def request_signature(secret: str, method: str, path: str, timestamp: str, request_id: str, body: bytes) -> str:
+    message = "\n".join([method.upper(), path, timestamp, request_id, _digest(body)])
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def response_signature(secret: str, status: int, timestamp: str, request_id: str, body: bytes) -> str:
+    message = "\n".join(["RESPONSE", str(status), timestamp, request_id, _digest(body)])
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def signature_matches(expected: str, presented: str | None) -> bool:
+    return bool(presented) and hmac.compare_digest(expected, presented)
+
+
+# -- the adapter -----------------------------------------------------------------------------------
+class BankVerifier:
+    """Calls the verification platform over HTTP and returns its ``BankOutcome``."""
+
+    def __init__(self, base_url: str, secret: str, timeout: float, session: requests.Session | None = None):
+        if not secret:
+            raise ValueError("the bank verification secret (IDP_BANK_SECRET) is empty")
+        self.url = base_url.rstrip("/") + VERIFY_PATH
+        self.path = urlsplit(self.url).path
+        self.secret = secret
+        self.timeout = timeout
+        if session is None:
+            session = requests.Session()
+            # a connection that was never opened sent nothing, so one more try is safe; a request
+            # that reached the platform is never repeated (read=0, status=0)
+            retry = Retry(total=1, connect=1, read=0, status=0, other=0, redirect=0)
+            session.mount(base_url.rstrip("/") + "/", HTTPAdapter(max_retries=retry))
+        self.session = session
+
+    def verify(self, check: BankCheck) -> BankOutcome:
+        request_id = secrets.token_hex(16)
+        body = json.dumps({"request_id": request_id, **asdict(check)}, ensure_ascii=False).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            REQUEST_ID_HEADER: request_id,
+            SIGNATURE_HEADER: request_signature(self.secret, "POST", self.path, timestamp, request_id, body),
+        }
+        started = time.monotonic()
+        try:
+            response = self.session.post(
+                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.Timeout:
+            log.warning("bank verification timed out after %.1fs (request %s)", self.timeout, request_id)
+            raise BankUnavailable() from None
+        except requests.RequestException as exc:
+            log.warning("bank verification unreachable (request %s): %s", request_id, type(exc).__name__)
+            raise BankUnavailable() from None
+        outcome = self._read(response, request_id)
+        log.info(
+            "bank verification request=%s bank=%s outcome=%s in %.0f ms",
+            request_id, check.bank, outcome.value, (time.monotonic() - started) * 1000,
+        )
+        return outcome
+
+    def _read(self, response: requests.Response, request_id: str) -> BankOutcome:
+        if response.status_code != 200:
+            log.warning("bank verification answered HTTP %s (request %s)", response.status_code, request_id)
+            raise BankUnavailable()
+        timestamp = response.headers.get(TIMESTAMP_HEADER, "")
+        expected = response_signature(self.secret, 200, timestamp, request_id, response.content)
+        if not signature_matches(expected, response.headers.get(SIGNATURE_HEADER)):
+            log.error("bank verification answer has a bad signature (request %s)", request_id)
+            raise BankUnavailable()
+        try:
+            data = response.json()
+            if data.get("request_id") != request_id:
+                raise ValueError("request id differs")
+            return BankOutcome(data["outcome"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.error("bank verification answer not understood (request %s)", request_id)
+            raise BankUnavailable() from None
+
+
+def bank_verifier() -> BankVerifier:
+    """The verifier of the running app (one per app: it keeps its connection pool)."""
+    app = current_app
+    verifier = app.extensions.get("idp_bank")
+    if verifier is None:
+        cfg = app.config
+        if cfg.get("BANK_URL"):
+            verifier = BankVerifier(cfg["BANK_URL"], cfg["BANK_SECRET"], float(cfg["BANK_TIMEOUT"]))
+        else:
+            from ..sandbox.bank import BankSandbox
+            from ..sandbox.transport import WSGITransport
+
+            session = requests.Session()
+            session.mount(IN_PROCESS_URL + "/", WSGITransport(BankSandbox.from_data_file(cfg["BANK_SECRET"])))
+            verifier = BankVerifier(IN_PROCESS_URL, cfg["BANK_SECRET"], float(cfg["BANK_TIMEOUT"]), session=session)
+        app.extensions["idp_bank"] = verifier
+    return verifier
