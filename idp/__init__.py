@@ -98,6 +98,9 @@ def register_blueprints(app: Flask) -> None:
     from .register.routes import bp as register_bp
 
     app.register_blueprint(register_bp)
+    from .recovery.routes import bp as recovery_bp
+
+    app.register_blueprint(recovery_bp)
     if app.config.get("DEV_TOOLS"):
         from .dev.routes import bp as dev_bp
 

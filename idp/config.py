@@ -52,6 +52,8 @@ class BaseConfig:
     LOGIN_IP_LIMIT = "30 per minute"
     CAPTCHA_IP_LIMIT = "60 per minute"
     USERNAME_CHECK_LIMIT = "30 per minute"
+    RECOVERY_IP_LIMIT = "10 per minute;100 per day"  # first steps of 忘记用户名 / 忘记密码 per client IP
+    RECOVERY_FAILURE_LIMIT = 10  # failed recovery checks per account (known or not) per day
     RATELIMIT_ENABLED = True
 
     # -- captcha -------------------------------------------------------------------------------

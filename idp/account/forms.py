@@ -4,9 +4,11 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
+from wtforms.widgets import TelInput
 
 from ..auth.forms import CaptchaMixin
 from ..services.account_security import SECURITY_QUESTIONS
+from ..services.banks import BANKS
 
 
 class PasswordChangeForm(CaptchaMixin, FlaskForm):
@@ -42,3 +44,23 @@ class RevokeSessionForm(FlaskForm):
 class RevokeConsentForm(FlaskForm):
     client_id = HiddenField(validators=[InputRequired()])
     submit = SubmitField("撤销授权")
+
+
+# -- 变更用户信息 (views in account/edit.py) ---------------------------------------------------------
+class ProfileEditForm(FlaskForm):
+    name = StringField("姓名", validators=[InputRequired("请输入姓名"), Length(max=100, message="姓名不能超过50个字")],
+                       render_kw={"autocomplete": "name", "spellcheck": "false"})
+    bank_code = SelectField("银行", choices=[SelectChoice("", "请选择银行")] + [SelectChoice(k, v) for k, v in BANKS.items()],
+                            validate_choice=False)
+    card_number = StringField("银行账号", validators=[Length(max=32, message="银行账号须为13–19位数字")],
+                              render_kw={"autocomplete": "off", "inputmode": "numeric", "maxlength": 32})
+    phone = StringField("手机号码", widget=TelInput(), validators=[Length(max=20, message="请输入正确的11位手机号码")],
+                        render_kw={"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20})
+    submit = SubmitField("提交")
+
+
+class ProfileSmsForm(FlaskForm):
+    sms_code = StringField("短信验证码", validators=[Length(max=6, message="短信验证码为6位数字")],
+                           render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6})
+    send_sms = SubmitField("发送短信验证", render_kw={"formnovalidate": True})
+    submit = SubmitField("提交")

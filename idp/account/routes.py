@@ -99,3 +99,6 @@ def revoke_consent():
     if form.validate_on_submit() and revoke_authorisation(g.user, form.client_id.data):
         flash("已撤销对该应用系统的授权")
     return redirect(url_for("account.sessions"))
+
+
+from . import edit  # noqa: E402,F401  (变更用户信息: its views join this blueprint)

@@ -1,0 +1,78 @@
+"""变更用户信息 (SPEC §3, the manual's 修改 → 提交): the views of ``idp.flows.profile_change`` on the
+user-centre blueprint.  用户名, 证件类型 and 证件号码 are shown, never editable."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, g, redirect, render_template, request, url_for
+
+from ..auth.guards import login_required
+from ..errors import UserError
+from ..extensions import limiter
+from ..form_feedback import attach_error
+from ..flows.profile_change import flow_of, form_values, pending_change, send_code, submit_code, submit_details
+from ..services import pii
+from ..services.profile import masked_profile
+from .forms import ProfileEditForm, ProfileSmsForm
+from .routes import bp
+
+SAVED = "用户信息修改成功"
+
+
+def _sms_ip_limit() -> str:
+    return current_app.config["SMS_IP_LIMIT"]
+
+
+@bp.route("/edit", methods=["GET", "POST"])
+@login_required
+def edit():
+    form = ProfileEditForm()
+    error, status = None, 200
+    if form.validate_on_submit():
+        try:
+            flow = submit_details(g.user, form.name.data, form.bank_code.data, form.card_number.data or "",
+                                  form.phone.data or "")
+        except UserError as exc:
+            error, status = attach_error(form, exc), exc.status
+        else:
+            if flow is None:
+                flash(SAVED, "ok")
+                return redirect(url_for("account.home"))
+            return redirect(url_for("account.edit_sms"))
+    elif form.is_submitted():
+        status = 400
+    else:
+        form.process(data=form_values(g.user))
+    return render_template("account/edit.html", form=form, error=error, profile=masked_profile(g.user)), status
+
+
+@bp.route("/edit/sms", methods=["GET", "POST"])
+@limiter.shared_limit(_sms_ip_limit, scope="profile-sms", exempt_when=lambda: "send_sms" not in request.form)
+@login_required
+def edit_sms():
+    """A new phone: the code goes to it, and only then is anything written."""
+    flow = flow_of(g.user)
+    if flow is None or not flow.is_complete("details"):
+        return redirect(url_for("account.edit"))
+    form = ProfileSmsForm()
+    error = sms_status = None
+    status = 200
+    if form.is_submitted() and form.send_sms.data:
+        try:
+            sent = send_code(flow, g.user)
+        except UserError as exc:
+            error, status = attach_error(form, exc), exc.status
+        else:
+            sms_status = sent.notice
+    elif form.validate_on_submit():
+        try:
+            submit_code(flow, g.user, form.sms_code.data or "")
+        except UserError as exc:
+            error, status = attach_error(form, exc), exc.status
+        else:
+            flash(SAVED, "ok")
+            return redirect(url_for("account.home"))
+    elif form.is_submitted():
+        status = 400
+    form.sms_code.data = ""
+    return render_template("account/edit_sms.html", form=form, error=error, sms_status=sms_status,
+                           new_phone=pii.mask_phone(pending_change(flow).phone)), status
