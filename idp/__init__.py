@@ -101,6 +101,9 @@ def register_blueprints(app: Flask) -> None:
     from .recovery.routes import bp as recovery_bp
 
     app.register_blueprint(recovery_bp)
+    from .admin.routes import bp as admin_bp
+
+    app.register_blueprint(admin_bp)
     if app.config.get("DEV_TOOLS"):
         from .dev.routes import bp as dev_bp
 

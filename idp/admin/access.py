@@ -1,0 +1,80 @@
+"""The one guard of the console: ``@requires(permission)`` on every route.
+
+- nobody logged in → the login page, then back here;
+- logged in without the permission → 403 with nothing of the page (and an audit event), checked
+  before anything is looked up, so a 403 never says whether a user or system exists;
+- logged in with the permission but too long ago (``ADMIN_MAX_AUTH_AGE``) → log in again, then
+  back here (sudo mode: a session left open on a desk cannot be used to administer).
+
+The blueprint also refuses any of its routes that lacks the decorator (fail closed).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
+
+from ..auth.resume import resume_after_login
+from ..services import audit
+from ..services.administration import may
+
+STALE_LOGIN_MESSAGE = "为保障管理操作安全，请重新登录后继续"
+
+
+def login_problem(login) -> str | None:
+    """Why this login may not administer now, or None.  (A second-factor requirement belongs
+    here when multi-factor login exists: check ``login.amr``.)"""
+    if login is None:
+        return "no_login"
+    if time.time() - login.auth_time > current_app.config["ADMIN_MAX_AUTH_AGE"]:
+        return "stale"
+    return None
+
+
+def _return_path() -> str:
+    """Where to come back after logging in: this page, or for an action (POST only) the page
+    it was sent from, which is its parent path (``/admin/users/<sub>/lock`` → the user)."""
+    rule = request.url_rule
+    if request.method == "GET" or (rule is not None and "GET" in (rule.methods or ())):
+        return request.full_path if request.query_string else request.path
+    return request.path.rsplit("/", 1)[0] or "/admin/"
+
+
+def requires(permission: str):
+    def decorate(view):
+        @functools.wraps(view)
+        def guarded(*args, **kwargs):
+            user = g.get("user")
+            if user is None:
+                resume_after_login(_return_path())
+                return redirect(url_for("auth.login"))
+            if not may(user.role, permission):
+                audit.record("admin.access", "denied", actor=user.username, subject=user.sub,
+                             path=request.path, method=request.method, permission=permission)
+                abort(403)
+            if login_problem(g.get("login")) is not None:
+                resume_after_login(_return_path())
+                session["login_hint"] = user.username
+                flash(STALE_LOGIN_MESSAGE, "error")
+                return redirect(url_for("auth.login"))
+            return view(*args, **kwargs)
+
+        guarded.admin_permission = permission  # type: ignore[attr-defined]
+        return guarded
+
+    return decorate
+
+
+def fail_closed(bp: Blueprint) -> None:
+    @bp.before_request
+    def _every_route_is_guarded():
+        view = current_app.view_functions.get(request.endpoint or "")
+        if view is None or not hasattr(view, "admin_permission"):
+            abort(403)
+
+    @bp.context_processor
+    def _permissions():
+        user = g.get("user")
+        return {"can": lambda permission: user is not None and may(user.role, permission)}
