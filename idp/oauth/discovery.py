@@ -41,7 +41,7 @@ def provider_metadata() -> dict:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "acr_values_supported": list(ACR_VALUES),
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "create"],
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,

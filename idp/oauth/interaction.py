@@ -24,12 +24,17 @@ from .keys import key_store
 
 @dataclass(frozen=True)
 class Interaction:
-    prompt: str  # "login" or "consent"
+    prompt: str  # "create", "login" or "consent"
     reason: str
 
 
 def requested_prompts() -> set[str]:
     return set(request.values.get("prompt", "").split())
+
+
+def _prompt_create(client, scopes, login) -> Interaction | None:
+    # OpenID Connect Prompt Create 1.0: the relying system asks for the sign-up page (立即注册)
+    return Interaction("create", "create_prompt") if "create" in requested_prompts() else None
 
 
 def _no_session(client: Client, scopes: set[str], login: LoginSession | None) -> Interaction | None:
@@ -73,8 +78,11 @@ def _consent(client: Client, scopes: set[str], login) -> Interaction | None:
     return None
 
 
-# order matters: login checks first (each needs the previous to have passed), then consent
-POLICY: list[Callable[..., Interaction | None]] = [_no_session, _prompt_login, _max_age, _id_token_hint, _consent]
+# order matters: registration when asked for, then login checks (each needs the previous to have
+# passed), then consent
+POLICY: list[Callable[..., Interaction | None]] = [
+    _prompt_create, _no_session, _prompt_login, _max_age, _id_token_hint, _consent,
+]
 
 
 def needed_interaction(client: Client, scopes: set[str], login: LoginSession | None) -> Interaction | None:
@@ -95,13 +103,13 @@ def id_token_hint_claims(token: str) -> dict | None:
 
 
 def resume_url_after_login() -> str:
-    """The same authorization request without the parts that asked for a fresh login, so coming
-    back after logging in does not ask again."""
+    """The same authorization request without the parts that asked for a fresh login or for
+    registration, so coming back after logging in (or registering) does not ask again."""
     params = [(k, v) for k, v in request.values.items(multi=True) if k not in ("csrf_token", "decision")]
     out = []
     for key, value in params:
         if key == "prompt":
-            value = " ".join(p for p in value.split() if p != "login")
+            value = " ".join(p for p in value.split() if p not in ("login", "create"))
             if not value:
                 continue
         if key == "id_token_hint":

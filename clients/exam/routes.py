@@ -1,0 +1,157 @@
+"""Pages of the exam candidate service (考生服务系统).  Views stay thin: the protocol lives in
+``platform.py`` and ``backchannel.py``, local sessions in ``sessions.py``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
+
+from .backchannel import LogoutTokenInvalid, verify_logout_token
+from .candidates import candidate_view
+from .errors import PlatformUnavailable
+from .extensions import csrf
+from .forms import LogoutForm
+from .platform import complete_login, logout_form, logout_returned, start_login
+from .sessions import current_local_login, end_local_login, end_platform_sessions, start_local_login
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("exam", __name__)
+
+
+@bp.before_app_request
+def load_candidate() -> None:
+    if request.endpoint in ("static", "exam.backchannel_logout", "exam.health"):
+        return
+    login = current_local_login()
+    g.local_login = login
+    g.candidate = login.candidate if login else None
+
+
+def candidate_required(view):
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if g.get("candidate") is None:
+            return redirect(url_for("exam.index"))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.get("/")
+def index():
+    if g.candidate is not None:
+        return redirect(url_for("exam.candidate"))
+    return render_template("exam/login.html", links=_platform_links())
+
+
+@bp.get("/login")
+def login():
+    """登录: to the platform's login page (code flow)."""
+    if g.candidate is not None:
+        return redirect(url_for("exam.candidate"))
+    return start_login()
+
+
+@bp.get("/register")
+def register():
+    """立即注册: to the platform's registration; the user comes back here signed in."""
+    if g.candidate is not None:
+        return redirect(url_for("exam.candidate"))
+    return start_login(register=True)
+
+
+@bp.get("/auth/callback")
+def callback():
+    platform_login = complete_login()  # typed errors become a clear page (errors.py)
+    start_local_login(platform_login)
+    return redirect(url_for("exam.candidate"))
+
+
+@bp.get("/candidate")
+@candidate_required
+def candidate():
+    login = g.local_login
+    return render_template(
+        "exam/candidate.html",
+        candidate=g.candidate,
+        view=candidate_view(g.candidate),
+        login=login,
+        scopes=login.scope.split(),
+        links=_platform_links(),
+        logout_form=LogoutForm(),
+    )
+
+
+@bp.post("/logout")
+def logout():
+    """退出: end the local session, then the platform's (RP-initiated logout)."""
+    form = LogoutForm()
+    if not form.validate_on_submit():
+        return redirect(url_for("exam.index"))
+    id_token = end_local_login()
+    if id_token is None:
+        return render_template("exam/logged_out.html", platform_confirmed=False)
+    try:
+        end_session = logout_form(id_token)
+    except PlatformUnavailable as exc:
+        log.warning("RP-initiated logout not possible: %s", exc.detail)
+        return render_template("exam/logged_out.html", platform_confirmed=False, platform_unreachable=True)
+    return render_template("exam/logout_continue.html", end_session=end_session)
+
+
+@bp.get("/logged-out")
+def logged_out():
+    """Where the platform sends the user back after logout (post_logout_redirect_uri)."""
+    return render_template("exam/logged_out.html", platform_confirmed=logout_returned())
+
+
+@bp.post("/backchannel-logout")
+@csrf.exempt
+def backchannel_logout():
+    """The platform's server calls this when a login there ended (no browser involved)."""
+    try:
+        notice = verify_logout_token(request.form.get("logout_token", ""))
+    except LogoutTokenInvalid as exc:
+        log.warning("logout token refused: %s", exc)
+        return _no_store(jsonify(error="invalid_request", error_description=str(exc)), 400)
+    except PlatformUnavailable as exc:
+        log.warning("logout token not checkable now: %s", exc.detail)
+        return _no_store(jsonify(error="temporarily_unavailable",
+                                 error_description="the platform's keys could not be fetched"), 503)
+    ended = end_platform_sessions(sub=notice.sub, sid=notice.sid)
+    log.info("back-channel logout: %d local session(s) ended", ended)
+    return _no_store(current_app.response_class(status=200))
+
+
+@bp.get("/healthz")
+def health():
+    return {"status": "ok"}
+
+
+@bp.app_template_filter("beijing_time")
+def beijing_time(value) -> str:
+    """Beijing time for people on screen (stored in UTC; ``auth_time`` is epoch seconds)."""
+    from datetime import datetime, timedelta, timezone
+
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, timezone.utc)
+    return value.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+
+
+def _no_store(response, status: int | None = None):
+    if status is not None:
+        response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _platform_links() -> dict[str, str]:
+    cfg = current_app.config
+    return {
+        "account": cfg["ACCOUNT_URL"],
+        "forgot_username": cfg["RECOVERY_USERNAME_URL"],
+        "forgot_password": cfg["RECOVERY_PASSWORD_URL"],
+    }
