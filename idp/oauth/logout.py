@@ -12,7 +12,7 @@ import secrets
 import time
 
 import requests
-from flask import Flask, current_app
+from flask import Flask
 from joserfc import jwt
 from sqlalchemy import select
 
