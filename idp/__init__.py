@@ -67,6 +67,10 @@ def register_extensions(app: Flask) -> None:
 
         Path(app.config["DATABASE_URL"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
+    with app.app_context():
+        from .db_pool import check_idle_connections
+
+        check_idle_connections(db.engine)  # instead of pre-ping on every checkout (db_pool.py)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     redis_store.init_app(app)
     app.config.update(

@@ -209,4 +209,5 @@ def _engine_options(url: str) -> dict[str, Any]:
 
             return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         return {"connect_args": {"check_same_thread": False, "timeout": 15}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+    # no pre-ping on every checkout: idp/db_pool.py pings only connections that sat idle
+    return {"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10}

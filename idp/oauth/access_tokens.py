@@ -84,7 +84,9 @@ class AccessToken:
         return is_access_token_revoked(self.claims["jti"])
 
     def get_client(self) -> Client | None:
-        return db.session.scalar(select(Client).where(Client.client_id == self.claims["client_id"]))
+        from .client_cache import cached_client
+
+        return cached_client(self.claims["client_id"])
 
     def get_user(self) -> User | None:
         if self.claims["sub"] == self.claims["client_id"]:

@@ -19,6 +19,7 @@ from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from flask import current_app
 from joserfc.jwk import KeySet
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db, redis_store
 from ..models import AuthorizationCode, Token, User
@@ -36,6 +37,25 @@ def sha256(value: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _claim(model, row, column) -> bool:
+    """Mark a single-use credential (a code, a refresh token) used, in the current transaction.
+
+    ``UPDATE … WHERE <column> IS NULL``: concurrent uses of one credential take turns on the row
+    lock and exactly one of them wins (False for the others).  The mark is committed together
+    with the tokens it pays for (``server.save_token``): one commit per token request, not two.
+    """
+    now = _now()
+    table = model.__table__
+    result = db.session.connection().execute(
+        table.update().where(table.c.id == row.id, table.c[column.key].is_(None)).values({column.key: now})
+    )
+    if result.rowcount != 1:
+        return False
+    set_committed_value(row, column.key, now)
+    row.claimed_in_this_request = True  # later hooks need not read the (by then expired) column
+    return True
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
@@ -64,10 +84,11 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             expires_at=_now() + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
         )
         db.session.add(row)
+        nonce, client_id = row.nonce, row.client_id  # read before the commit expires them (no reload)
         db.session.commit()
-        if row.nonce:
+        if nonce:
             # a nonce is spent once a code carries it (replay protection for ID tokens)
-            redis_store.set(f"nonce:{row.client_id}:{row.nonce}", 1, ex=24 * 3600)
+            redis_store.set(f"nonce:{client_id}:{nonce}", 1, ex=24 * 3600)
         return row
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
@@ -88,14 +109,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return row
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        # kept, marked used: a replay must still be recognised
-        authorization_code.used_at = _now()
-        db.session.commit()
+        # kept, marked used: a replay must still be recognised (normally done already by
+        # authenticate_user and committed with the tokens)
+        if not getattr(authorization_code, "claimed_in_this_request", False):
+            authorization_code.used_at = _now()
+            db.session.commit()
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         user = db.session.get(User, authorization_code.user_id)
         if user is None or not user.is_active:
             return None
+        if not _claim(AuthorizationCode, authorization_code, AuthorizationCode.used_at):
+            raise InvalidGrantError("The authorization code was used by a concurrent request.")
         grant_context().update(
             grant_id=authorization_code.grant_id,
             sid=authorization_code.sid,
@@ -131,11 +156,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_user(self, credential: "_RefreshCredential") -> User | None:
         user = credential.row.user
-        return user if user is not None and user.is_active else None
+        if user is None or not user.is_active:
+            return None
+        if not _claim(Token, credential.row, Token.rotated_at):
+            raise InvalidGrantError("The refresh token was used by a concurrent request.")
+        return user
 
     def revoke_old_credential(self, credential: "_RefreshCredential") -> None:
-        credential.row.rotated_at = _now()
-        db.session.commit()
+        # rotated already by authenticate_user, committed with the new tokens
+        if not getattr(credential.row, "claimed_in_this_request", False):
+            credential.row.rotated_at = _now()
+            db.session.commit()
 
 
 class _RefreshCredential:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
 from ..auth.resume import resume_after_login
@@ -124,15 +124,27 @@ def end_session():
 
 @bp.get("/.well-known/openid-configuration")
 def discovery():
-    response = jsonify(provider_metadata())
-    response.headers["Cache-Control"] = "public, max-age=300"
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    # the document depends on settings only: serialised once per issuer, not on every request
+    cached = current_app.extensions.get("idp_discovery_json")
+    if cached is None or cached[0] != current_app.config["ISSUER"]:
+        cached = (current_app.config["ISSUER"], current_app.json.dumps(provider_metadata()))
+        current_app.extensions["idp_discovery_json"] = cached
+    return _public_json(cached[1])
 
 
 @bp.get("/.well-known/jwks.json")
 def jwks():
-    response = jsonify(key_store().jwks())
+    # the key store hands out the same dict until the keys change: serialise it once per change
+    document = key_store().jwks()
+    cached = current_app.extensions.get("idp_jwks_json")
+    if cached is None or cached[0] is not document:
+        cached = (document, current_app.json.dumps(document))
+        current_app.extensions["idp_jwks_json"] = cached
+    return _public_json(cached[1])
+
+
+def _public_json(body: str):
+    response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response

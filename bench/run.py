@@ -1,0 +1,599 @@
+"""The benchmark: our provider under gunicorn beside node oidc-provider, on the same machine.
+
+    .venv/bin/python bench/run.py \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench \
+        --redis-url redis://127.0.0.1:6379/13
+
+Starts both providers pinned to the server CPU(s) (``taskset``), pins itself — the load generator
+— to the other CPU(s), seeds accounts and clients, and measures each operation at each
+concurrency for a bounded window; prints one side-by-side table and writes it as JSON (and
+Markdown) under bench/results/.  See the "Benchmarks" section of the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import OPERATIONS, Target, run_operation  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PEERS = BENCH / "peers"
+RESULTS = BENCH / "results"
+REDIRECT_URI = "http://127.0.0.1:9/bench/callback"  # never contacted: the flow stops at the redirect
+PASSWORD = "Bench-Login-2024!"
+CAPTCHA = "BENCH"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAX_DURATION = 30.0
+
+# targets of issue #5, per core of this machine
+TARGETS = {
+    "flow_per_core": 25.0,
+    "token_per_core": 500.0,
+    "userinfo_per_core": 1500.0,
+    "token_vs_peer": 1.0,
+    "token_p99_ms_at_32": 50.0,
+}
+
+
+# -- processes: CPU time and memory from /proc ----------------------------------------------------------
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, utime+stime ticks) of one process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def process_tree(root: int) -> list[int]:
+    parents = {}
+    for pid in _all_pids():
+        st = _stat(pid)
+        if st:
+            parents[pid] = st[0]
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        tree.extend(frontier)
+    return tree
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    return sum((_stat(pid) or (0, 0))[1] for pid in pids)
+
+
+def machine_busy_ticks() -> int:
+    """Busy CPU ticks of the whole machine (every CPU), from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return user + nice + system + irq + softirq + steal
+
+
+def own_ticks() -> int:
+    t = os.times()
+    return round((t.user + t.system) * CLK_TCK)
+
+
+def store_pids() -> list[int]:
+    return [pid for pid in _all_pids() if _comm(pid) in ("postgres", "redis-server")]
+
+
+class MemorySampler(threading.Thread):
+    """Peak resident memory of a process tree, sampled every 200 ms."""
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.peak_kib, self._done = pids, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peak_kib = max(self.peak_kib, sum(_rss_kib(p) for p in self.pids))
+            self._done.wait(0.2)
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak_kib
+
+
+# -- the two servers ------------------------------------------------------------------------------------
+def cpu_list(spec: str) -> list[int]:
+    """The CPUs of a taskset list such as "0", "0,2" or "0-3"."""
+    cpus: list[int] = []
+    for part in spec.split(","):
+        low, _, high = part.partition("-")
+        cpus.extend(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(port: int, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited ({proc.returncode}); see {log}:\n{log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"GET /.well-known/openid-configuration HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(12).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the server did not answer on port {port} within {seconds} s; see {log}")
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    port: int
+    target: Target
+    description: str
+    pids: list[int] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def reset_database(url: str) -> None:
+    """Drop and recreate the bench database (its name must contain "bench": it is wiped)."""
+    import psycopg
+
+    parts = urlsplit(url.replace("postgresql+psycopg://", "postgresql://"))
+    name = parts.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"--database-url names database {name!r}: the bench wipes it, so its name must contain 'bench'")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def start_ours(args, workdir: Path, log_dir: Path, *, name: str = "ours", source: Path = REPO,
+               database_url: str | None = None, redis_url: str | None = None) -> Server:
+    """Seed and start our provider from ``source`` (this checkout, or another one to compare)."""
+    database_url = args.database_url if database_url is None else database_url
+    redis_url = args.redis_url if redis_url is None else redis_url
+    workdir = workdir / name
+    workdir.mkdir()
+    port = free_port()
+    env = {
+        "PYTHONPATH": str(source),  # ahead of the editable install: `source`'s idp package is used
+        **os.environ,
+        # development settings: the fixed captcha answer (IDP_CAPTCHA_FIXED) is the documented
+        # test/demo switch that production refuses; everything else is as in production
+        "IDP_ENV": "development",
+        "IDP_CAPTCHA_FIXED": CAPTCHA,
+        "IDP_ISSUER": f"http://127.0.0.1:{port}",
+        "IDP_SECRET_KEY": secrets.token_urlsafe(48),
+        "IDP_KEYS_DIR": str(workdir / "keys"),
+        "IDP_DATABASE_URL": database_url or f"sqlite:///{workdir / 'idp.sqlite'}",
+        "IDP_REDIS_URL": redis_url or "",
+        # every bench request comes from 127.0.0.1: the per-IP login limit stays on (its Redis
+        # work is measured) but high enough not to refuse the bench
+        "IDP_LOGIN_IP_LIMIT": "1000000 per minute",
+        "IDP_LOG_LEVEL": args.log_level,
+    }
+    if database_url and database_url.startswith("postgresql"):
+        reset_database(database_url)
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+    seeded = subprocess.run(
+        [sys.executable, str(BENCH / "seed.py"), "--users", str(args.users), "--password", PASSWORD,
+         "--redirect-uri", REDIRECT_URI],
+        env=env, cwd=source, capture_output=True, text=True,
+    )
+    if seeded.returncode != 0:
+        raise SystemExit(f"seeding failed:\n{seeded.stderr[-3000:]}")
+    seed = json.loads(seeded.stdout.strip().splitlines()[-1])
+
+    workers = (args.workers or len(cpu_list(args.server_cpus))) if redis_url else 1
+    # (the in-process Redis stand-in serves one process only)
+    command = [
+        "taskset", "-c", args.server_cpus,
+        str(Path(sys.executable).parent / "gunicorn"), "wsgi:app",
+        "--bind", f"127.0.0.1:{port}",
+        "--worker-class", args.worker_class, "--workers", str(workers), "--threads", str(args.threads),
+        "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning",
+    ]
+    log = log_dir / f"{name}-server.log"
+    proc = subprocess.Popen(command, env=env, cwd=source, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    wait_for(port, proc, log)
+    target = Target(
+        name=name, host="127.0.0.1", port=port,
+        web_client=(seed["web"]["client_id"], seed["web"]["client_secret"]),
+        service_client=(seed["service"]["client_id"], seed["service"]["client_secret"]),
+        redirect_uri=REDIRECT_URI, usernames=seed["users"], password=PASSWORD, captcha=CAPTCHA,
+    )
+    storage = ("PostgreSQL" if "postgresql" in env["IDP_DATABASE_URL"] else "SQLite") + " + " + (
+        "Redis" if redis_url else "in-process Redis stand-in")
+    origin = "" if source == REPO else f", code from {source}"
+    server = Server(name, proc, port, target,
+                    f"gunicorn {args.worker_class} {workers} worker(s) x {args.threads} threads, {storage}{origin}")
+    server.seed = seed
+    return server
+
+
+def start_peer(args, seed: dict, workdir: Path, log_dir: Path) -> Server:
+    if not (PEERS / "node_modules" / "oidc-provider").exists():
+        print("installing the peer (npm ci in bench/peers) ...", flush=True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEERS, check=True,
+                       stdout=subprocess.DEVNULL)
+    port = free_port()
+    web_secret, service_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    config = {
+        "port": port,
+        "issuer": f"http://127.0.0.1:{port}",
+        "argon2": seed["argon2"],
+        "clients": [
+            {"client_id": "bench-web", "client_secret": web_secret, "redirect_uris": [REDIRECT_URI],
+             "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+             "token_endpoint_auth_method": "client_secret_basic", "scope": "openid profile offline_access"},
+            {"client_id": "bench-service", "client_secret": service_secret, "redirect_uris": [],
+             "grant_types": ["client_credentials"], "response_types": [],
+             "token_endpoint_auth_method": "client_secret_basic"},
+        ],
+        "users": [{"username": u, "password": PASSWORD, "sub": f"sub-{u}", "name": u} for u in seed["users"]],
+    }
+    config_path = workdir / "peer.json"
+    config_path.write_text(json.dumps(config))
+    log = log_dir / "peer-server.log"
+    proc = subprocess.Popen(["taskset", "-c", args.server_cpus, "node", str(PEERS / "oidc-provider-peer.mjs"),
+                             str(config_path)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=PEERS, start_new_session=True)
+    wait_for(port, proc, log)
+    version = json.loads((PEERS / "node_modules" / "oidc-provider" / "package.json").read_text())["version"]
+    target = Target(
+        name="peer", host="127.0.0.1", port=port, web_client=("bench-web", web_secret),
+        service_client=("bench-service", service_secret), redirect_uri=REDIRECT_URI,
+        usernames=seed["users"], password=PASSWORD, extra_authorize={"prompt": "consent"},
+    )
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return Server("peer", proc, port, target, f"node {node} oidc-provider {version}, one process, state in memory")
+
+
+# -- measuring ------------------------------------------------------------------------------------------
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(server: Server, op_name: str, concurrency: int, args) -> dict:
+    op = OPERATIONS[op_name](server.target)
+    server.pids = process_tree(server.proc.pid)
+    stores: list[int] = []
+    marks: dict = {}
+
+    def start() -> None:
+        # taken at the window's start: database connections opened during warm-up count
+        stores[:] = store_pids() if server.name != "peer" else []
+        marks["sampler"] = MemorySampler(server.pids)
+        marks["sampler"].start()
+        marks["cpu0"], marks["store0"], marks["t0"] = cpu_ticks(server.pids), cpu_ticks(stores), time.perf_counter()
+        marks["busy0"], marks["own0"] = machine_busy_ticks(), own_ticks()
+
+    def end() -> None:
+        marks["cpu1"], marks["store1"], marks["t1"] = cpu_ticks(server.pids), cpu_ticks(stores), time.perf_counter()
+        marks["busy1"], marks["own1"] = machine_busy_ticks(), own_ticks()
+        marks["peak_kib"] = marks["sampler"].stop()
+
+    profiler = None
+    if args.profile and server.name != "peer":
+        # py-spy samples every worker (--subprocesses) while it holds the GIL (--gil: CPU, not
+        # waiting) for the measured window, without
+        # slowing the workers (--nonblocking); collapsed stacks go next to the logs
+        out = args.log_dir / f"profile-{server.name}-{op_name}-c{concurrency}.txt"
+        profiler = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.proc.pid), "--subprocesses", "--gil",
+             "--nonblocking", "--rate", "250", "--format", "raw", "--output", str(out),
+             "--duration", str(int(args.warmup + args.duration))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tally, elapsed = asyncio.run(run_operation(op, concurrency, args.warmup, args.duration, start, end))
+    if profiler is not None:
+        profiler.wait()
+    wall = marks["t1"] - marks["t0"]
+    cores = (marks["cpu1"] - marks["cpu0"]) / CLK_TCK / wall
+    store_cores = max((marks["store1"] - marks["store0"]) / CLK_TCK / wall, 0.0)  # a backend may exit
+    # everything else on the machine: other people's work competes for the same CPUs (and
+    # their caches), so a run with a high figure here is not a clean measurement
+    other_cores = ((marks["busy1"] - marks["busy0"]) - (marks["own1"] - marks["own0"])) / CLK_TCK / wall \
+        - cores - store_cores
+    units = len(tally.latencies)
+    rate = units / elapsed
+    row = {
+        "op": op_name,
+        "operation": op.name,
+        "impl": server.name,
+        "concurrency": concurrency,
+        "seconds": round(elapsed, 2),
+        "units": units,
+        "requests": tally.requests,
+        "rate": round(rate, 1),
+        "p50_ms": round(percentile(tally.latencies, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(tally.latencies, 0.99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(tally.latencies) * 1000, 2) if units else None,
+        "errors": tally.errors,
+        "error_samples": tally.error_samples,
+        "server_cores": round(cores, 3),
+        "store_cores": round(store_cores, 3),
+        "load_cores": round((marks["own1"] - marks["own0"]) / CLK_TCK / wall, 3),
+        "other_cores": round(max(other_cores, 0.0), 3),
+        "peak_mib": round(marks["peak_kib"] / 1024, 1),
+        "rate_per_core": round(rate / cores, 1) if cores > 0.01 else None,
+        "rate_per_core_with_stores": round(rate / (cores + store_cores), 1) if cores > 0.01 else None,
+    }
+    if tally.token_latencies:
+        row["token_step_p99_ms"] = round(percentile(tally.token_latencies, 0.99) * 1000, 2)
+    return row
+
+
+# -- reporting ---------------------------------------------------------------------------------------------
+COLUMNS = [
+    ("operation", "operation", "{}"), ("c", "concurrency", "{}"), ("impl", "impl", "{}"),
+    ("/s", "rate", "{:.0f}"), ("p50 ms", "p50_ms", "{:.1f}"), ("p99 ms", "p99_ms", "{:.1f}"),
+    ("errors", "errors", "{}"), ("cores", "server_cores", "{:.2f}"), ("store cores", "store_cores", "{:.2f}"),
+    ("other", "other_cores", "{:.2f}"), ("peak MiB", "peak_mib", "{:.0f}"), ("/s per core", "rate_per_core", "{:.0f}"), ("ours/peer", "ratio", "{}"),
+    ("per core vs before", "gain", "{}"),
+]
+
+
+def with_ratios(rows: list[dict]) -> list[dict]:
+    peer = {(r["op"], r["concurrency"]): r for r in rows if r["impl"] == "peer"}
+    before = {(r["op"], r["concurrency"]): r for r in rows if r["impl"] == "before"}
+    for r in rows:
+        key = (r["op"], r["concurrency"])
+        r["ratio"] = r["gain"] = ""
+        if r["impl"] == "ours" and key in peer and peer[key]["rate"]:
+            r["ratio"] = f"{r['rate'] / peer[key]['rate']:.2f}x"
+        if r["impl"] == "ours" and key in before and before[key]["rate_per_core"] and r["rate_per_core"]:
+            r["gain"] = f"{r['rate_per_core'] / before[key]['rate_per_core']:.2f}x"
+    return rows
+
+
+def format_table(rows: list[dict], markdown: bool = False) -> str:
+    cells = [[fmt.format(r[key]) if r.get(key) is not None else "-" for _, key, fmt in COLUMNS] for r in rows]
+    heads = [h for h, _, _ in COLUMNS]
+    if markdown:
+        lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(heads)]
+    out = ["  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (h, w) in enumerate(zip(heads, widths)))]
+    out.append("  ".join("-" * w for w in widths))
+    for c in cells:
+        out.append("  ".join(v.ljust(w) if i < 3 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths))))
+    return "\n".join(out)
+
+
+def check_targets(rows: list[dict]) -> list[dict]:
+    """Each target of the issue, at each concurrency: met or not, with the figure."""
+    ours = {(r["op"], r["concurrency"]): r for r in rows if r["impl"] == "ours"}
+    peer = {(r["op"], r["concurrency"]): r for r in rows if r["impl"] == "peer"}
+    checks: list[dict] = []
+
+    def check(what: str, value, goal, ok: bool) -> None:
+        checks.append({"target": what, "value": value, "goal": goal, "met": ok})
+
+    for (op, c), r in sorted(ours.items()):
+        per_core = r["rate_per_core"] or 0
+        if r["errors"]:
+            check(f"{r['operation']} c={c}: no errors", r["errors"], 0, False)
+        if op == "flow":
+            check(f"full login flows per core, c={c}", per_core, f">= {TARGETS['flow_per_core']:.0f}/s",
+                  per_core >= TARGETS["flow_per_core"])
+            if c == 32 and "token_step_p99_ms" in r:
+                check("flow token step p99 at c=32", r["token_step_p99_ms"], f"< {TARGETS['token_p99_ms_at_32']:.0f} ms",
+                      r["token_step_p99_ms"] < TARGETS["token_p99_ms_at_32"])
+        if op in ("client_credentials", "refresh"):
+            check(f"{r['operation']} per core, c={c}", per_core, f">= {TARGETS['token_per_core']:.0f}/s",
+                  per_core >= TARGETS["token_per_core"])
+            if (op, c) in peer:
+                ratio = r["rate"] / peer[(op, c)]["rate"] if peer[(op, c)]["rate"] else float("inf")
+                check(f"{r['operation']} vs node oidc-provider, c={c}", round(ratio, 2),
+                      f">= {TARGETS['token_vs_peer']:.1f}x", ratio >= TARGETS["token_vs_peer"])
+            if c == 32:
+                check(f"{r['operation']} p99 at c=32", r["p99_ms"], f"< {TARGETS['token_p99_ms_at_32']:.0f} ms",
+                      r["p99_ms"] < TARGETS["token_p99_ms_at_32"])
+        if op == "userinfo":
+            check(f"userinfo per core, c={c}", per_core, f">= {TARGETS['userinfo_per_core']:.0f}/s",
+                  per_core >= TARGETS["userinfo_per_core"])
+    return checks
+
+
+def _sibling_database(url: str) -> str:
+    if not url or not url.startswith("postgresql"):
+        return ""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path + "_before"))
+
+
+def _sibling_redis(url: str) -> str:
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    number = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{number + 1}"))
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "idp"], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""),
+                        help="PostgreSQL URL of a database to WIPE and use (its name must contain 'bench'); "
+                             "default: SQLite in a temporary directory")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", ""),
+                        help="Redis URL of a database number to FLUSH and use; default: the in-process stand-in")
+    parser.add_argument("--ops", default="discovery,client_credentials,refresh,userinfo,flow",
+                        help=f"comma-separated, from {', '.join(OPERATIONS)}")
+    parser.add_argument("--concurrency", default="8,32")
+    parser.add_argument("--duration", type=float, default=10.0, help=f"measured seconds per run (at most {MAX_DURATION:.0f})")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--only", choices=("ours", "peer", "both"), default="both")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="gunicorn workers (with a Redis URL); default one per server CPU: more processes than "
+                             "cores measured slower per core (cache and scheduler churn), threads cover I/O waits")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--server-cpus", default="0", help="CPU list for the servers (taskset -c)")
+    parser.add_argument("--load-cpus", default="1", help="CPU list for this load generator")
+    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--log-level", default="WARNING", help="our provider's IDP_LOG_LEVEL")
+    parser.add_argument("--label", default="", help="a word to tell this run apart in the JSON")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample our workers with py-spy during each run (bench/results/logs-*/profile-*.txt; "
+                             "summarise with bench/profile_summary.py)")
+    parser.add_argument("--compare-source", type=Path,
+                        help="also run our provider from this other checkout (e.g. `git archive <commit> | tar -x "
+                             "-C DIR`) as 'before', on database <name>_before and the next Redis database number")
+    parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
+    args = parser.parse_args()
+    args.duration = min(args.duration, MAX_DURATION)
+
+    if os.cpu_count() and os.cpu_count() >= 2:
+        load_cpus = set(cpu_list(args.load_cpus))
+        os.sched_setaffinity(0, load_cpus)  # what `taskset -c <load-cpus>` does, for this process
+        pinning = (f"servers pinned to CPU {args.server_cpus} (taskset -c {args.server_cpus}); "
+                   f"load generator pinned to CPU {args.load_cpus}")
+    else:
+        pinning = "one CPU only: servers and load generator share it (figures are pessimistic)"
+        args.server_cpus = "0"
+
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    log_dir = RESULTS / f"logs-{stamp}"
+    log_dir.mkdir()
+    args.log_dir = log_dir
+    workdir = Path(tempfile.mkdtemp(prefix="idp-bench-"))
+    servers: list[Server] = []
+    rows: list[dict] = []
+    ours: Server | None = None
+    try:
+        print(f"== {pinning}", flush=True)
+        ours = start_ours(args, workdir, log_dir)
+        if args.only in ("ours", "both"):
+            servers.append(ours)
+        if args.compare_source:
+            servers.append(start_ours(
+                args, workdir, log_dir, name="before", source=args.compare_source.resolve(),
+                database_url=_sibling_database(args.database_url), redis_url=_sibling_redis(args.redis_url),
+            ))
+        if args.only in ("peer", "both"):
+            servers.append(start_peer(args, ours.seed, workdir, log_dir))
+        if args.only == "peer":
+            ours.stop()
+        for server in servers:
+            asyncio.run(server.target.discover())
+            print(f"== {server.name}: {server.description} on port {server.port}", flush=True)
+        print(f"== argon2id m={ours.seed['argon2']['memory_kib']} KiB t={ours.seed['argon2']['time_cost']} "
+              f"p={ours.seed['argon2']['parallelism']}; {args.warmup:.0f} s warm-up + {args.duration:.0f} s "
+              f"measured per run", flush=True)
+        for op_name in args.ops.split(","):
+            for concurrency in (int(c) for c in args.concurrency.split(",")):
+                for server in servers:
+                    row = measure(server, op_name, concurrency, args)
+                    rows.append(row)
+                    print(f"   {row['operation']:<28} c={concurrency:<3} {server.name:<5} {row['rate']:>8.1f}/s "
+                          f"p50 {row['p50_ms']:>7.1f} ms  p99 {row['p99_ms']:>7.1f} ms  errors {row['errors']}  "
+                          f"cores {row['server_cores']:.2f} (+{row['store_cores']:.2f} stores, load gen {row['load_cores']:.2f}, "
+                          f"other processes {row['other_cores']:.2f})", flush=True)
+                    for sample in row["error_samples"]:
+                        print(f"      error: {sample}", flush=True)
+    finally:
+        for server in [*servers, *([ours] if ours else [])]:
+            server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = with_ratios(rows)
+    checks = check_targets(rows)
+    commit = git_commit()
+    header = (f"commit {commit}, {stamp}; {pinning}\n"
+              + "\n".join(f"{s.name}: {s.description}" for s in servers)
+              + "\n'cores' = CPU time of the server's processes / wall time; 'store cores' = PostgreSQL + Redis "
+                "(not pinned); 'other' = CPU used meanwhile by unrelated processes on this machine (noise); "
+                "'/s per core' = rate / cores; a flow = 7 requests incl. argon2id verify")
+    print()
+    print(header)
+    print(format_table(rows))
+    print()
+    for c in checks:
+        print(f"  [{'met' if c['met'] else 'NOT met'}] {c['target']}: {c['value']} (target {c['goal']})")
+    result = {"commit": commit, "time": stamp, "label": args.label, "pinning": pinning,
+              "servers": {s.name: s.description for s in servers}, "duration": args.duration,
+              "rows": rows, "targets": checks}
+    out = RESULTS / f"bench-{stamp}{'-' + args.label if args.label else ''}.json"
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    markdown = "```\n" + header + "\n```\n\n" + format_table(rows, markdown=True) + "\n\n" + "\n".join(
+        f"- {'met' if c['met'] else '**NOT met**'}: {c['target']}: {c['value']} (target {c['goal']})" for c in checks)
+    (args.markdown or RESULTS / "latest.md").write_text(markdown + "\n")
+    print(f"\nwritten: {out.relative_to(REPO)} (and bench/results/latest.json, {(args.markdown or RESULTS / 'latest.md')})")
+
+
+if __name__ == "__main__":
+    main()
