@@ -3,9 +3,12 @@ alert above the form.  Shared by every multi-step flow's views (registration, re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from .errors import PasswordRejected, UserError
+from .services.sms import SmsSent
 
 
 def attach_error(form, exc: UserError, aliases: Mapping[str, str] | None = None) -> str | None:
@@ -21,3 +24,37 @@ def attach_error(form, exc: UserError, aliases: Mapping[str, str] | None = None)
         return exc.message
     field.errors = list(field.errors) + (exc.problems if isinstance(exc, PasswordRejected) else [exc.message])
     return None
+
+
+@dataclass
+class SmsStepOutcome:
+    """What one POST (or GET) of an SMS-verified step came to."""
+
+    error: str | None = None  # for the alert on top (field errors are on the form)
+    status: int = 200
+    sent: SmsSent | str | None = None  # 发送短信验证 was pressed: the code (or a notice) is on its way
+    result: Any = None
+    done: bool = False  # 提交 passed: the view redirects onwards
+
+    @property
+    def sms_status(self) -> str | None:
+        return self.sent.notice if isinstance(self.sent, SmsSent) else self.sent
+
+
+def run_sms_step(form, *, send: Callable[[], Any], submit: Callable[[], Any],
+                 aliases: Mapping[str, str] | None = None) -> SmsStepOutcome:
+    """A page with a 发送短信验证 button beside a 提交 button (registration, recovery, 更换手机号,
+    变更用户信息): either send the code or run the step, mapping a typed error onto the form.
+    The code field is always emptied: a code is never echoed back."""
+    outcome = SmsStepOutcome()
+    try:
+        if form.is_submitted() and form.send_sms.data:
+            outcome.sent = send()
+        elif form.validate_on_submit():
+            outcome.result, outcome.done = submit(), True
+        elif form.is_submitted():
+            outcome.status = 400
+    except UserError as exc:
+        outcome.error, outcome.status = attach_error(form, exc, aliases), exc.status
+    form.sms_code.data = ""
+    return outcome

@@ -8,7 +8,7 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 from ..auth.guards import login_required
 from ..errors import UserError
 from ..extensions import limiter
-from ..form_feedback import attach_error
+from ..form_feedback import attach_error, run_sms_step
 from ..flows.profile_change import flow_of, form_values, pending_change, send_code, submit_code, submit_details
 from ..services import pii
 from ..services.profile import masked_profile
@@ -54,25 +54,13 @@ def edit_sms():
     if flow is None or not flow.is_complete("details"):
         return redirect(url_for("account.edit"))
     form = ProfileSmsForm()
-    error = sms_status = None
-    status = 200
-    if form.is_submitted() and form.send_sms.data:
-        try:
-            sent = send_code(flow, g.user)
-        except UserError as exc:
-            error, status = attach_error(form, exc), exc.status
-        else:
-            sms_status = sent.notice
-    elif form.validate_on_submit():
-        try:
-            submit_code(flow, g.user, form.sms_code.data or "")
-        except UserError as exc:
-            error, status = attach_error(form, exc), exc.status
-        else:
-            flash(SAVED, "ok")
-            return redirect(url_for("account.home"))
-    elif form.is_submitted():
-        status = 400
-    form.sms_code.data = ""
-    return render_template("account/edit_sms.html", form=form, error=error, sms_status=sms_status,
-                           new_phone=pii.mask_phone(pending_change(flow).phone)), status
+    outcome = run_sms_step(
+        form,
+        send=lambda: send_code(flow, g.user),
+        submit=lambda: submit_code(flow, g.user, form.sms_code.data or ""),
+    )
+    if outcome.done:
+        flash(SAVED, "ok")
+        return redirect(url_for("account.home"))
+    return render_template("account/edit_sms.html", form=form, error=outcome.error, sms_status=outcome.sms_status,
+                           new_phone=pii.mask_phone(pending_change(flow).phone)), outcome.status

@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from ..auth.resume import pop_resume_url
 from ..errors import CaptchaInvalid, UserError
 from ..extensions import limiter
-from ..form_feedback import attach_error
+from ..form_feedback import attach_error, run_sms_step
 from ..flows import FlowDefinition, FlowExpired, StepNotReached
 from ..flows.recovery import (
     METHODS,
@@ -178,25 +178,16 @@ def username():
 def username_sms(flow):
     """验证手机校验码: a code to the registered phone (shown masked), typed into 动态验证."""
     form = UsernameSmsForm()
-    error = None
-    notice, sent, status = username_sms_notice(flow, sent=False), False, 200
-    if form.is_submitted() and form.send_sms.data:
-        try:
-            notice, sent = send_username_code(flow), True
-        except UserError as exc:
-            error, status = attach_error(form, exc, _FIELD_ALIASES), exc.status
-    elif form.validate_on_submit():
-        try:
-            submit_username_code(flow, form.sms_code.data or "")
-        except UserError as exc:
-            error, status = attach_error(form, exc, _FIELD_ALIASES), exc.status
-        else:
-            return redirect(url_for("recovery.username_done"))
-    elif form.is_submitted():
-        status = 400
-    form.sms_code.data = ""
-    return _render_username("recovery/username_sms.html", "sms", status, form=form, error=error,
-                            notice=notice, sent=sent)
+    outcome = run_sms_step(
+        form, aliases=_FIELD_ALIASES,
+        send=lambda: send_username_code(flow),
+        submit=lambda: submit_username_code(flow, form.sms_code.data or ""),
+    )
+    if outcome.done:
+        return redirect(url_for("recovery.username_done"))
+    return _render_username("recovery/username_sms.html", "sms", outcome.status, form=form, error=outcome.error,
+                            notice=outcome.sms_status or username_sms_notice(flow, sent=False),
+                            sent=outcome.sent is not None)
 
 
 @bp.get("/username/done")
@@ -257,30 +248,19 @@ def password_method(flow):
 def password_verify_id(flow):
     """验证身份 (证件号码+手机验证码): 证件类型, 证件号, 手机号码, 发送短信验证, 动态验证."""
     form = IdPhoneForm()
-    error = sms_status = None
-    status = 200
-    if form.is_submitted() and form.send_sms.data:
-        try:
-            sent = send_password_code(flow, form.phone.data or "")
-        except UserError as exc:
-            error, status = attach_error(form, exc, _FIELD_ALIASES), exc.status
-        else:
-            sms_status = sent.notice
-    elif form.validate_on_submit():
-        try:
-            submit_id_and_phone(flow, form.id_type.data, form.id_number.data, form.phone.data, form.sms_code.data or "")
-        except UserError as exc:
-            error, status = attach_error(form, exc, _FIELD_ALIASES), exc.status
-        else:
-            return redirect(url_for("recovery.password_reset"))
-    elif form.is_submitted():
-        status = 400
+    outcome = run_sms_step(
+        form, aliases=_FIELD_ALIASES,
+        send=lambda: send_password_code(flow, form.phone.data or ""),
+        submit=lambda: submit_id_and_phone(flow, form.id_type.data, form.id_number.data, form.phone.data,
+                                           form.sms_code.data or ""),
+    )
+    if outcome.done:
+        return redirect(url_for("recovery.password_reset"))
     if not PASSWORD_RECOVERY.in_session():  # too many failures ended the flow
-        flash(error or FlowExpired.message, "error")
+        flash(outcome.error or FlowExpired.message, "error")
         return redirect(url_for("recovery.password"))
-    form.sms_code.data = ""
-    return _render_password("recovery/password_verify_id.html", "verify", status, form=form, error=error,
-                            sms_status=sms_status)
+    return _render_password("recovery/password_verify_id.html", "verify", outcome.status, form=form,
+                            error=outcome.error, sms_status=outcome.sms_status)
 
 
 @bp.post("/password/verify/id/sms")
@@ -369,34 +349,24 @@ def phone_change(origin: str):
     if flow is None:  # the interrupted flow is not at its SMS step (or expired)
         return redirect(url_for(SMS_STEP_ENDPOINTS[origin]))
     form = PhoneChangeForm()
-    error = sms_status = None
-    status = 200
-    if form.is_submitted() and form.send_sms.data:
-        try:
-            sent = send_phone_change_code(flow, form.phone.data or "")
-        except UserError as exc:
-            error, status = attach_error(form, exc, _FIELD_ALIASES), exc.status
-        else:
-            sms_status = sent.notice
-    elif form.validate_on_submit():
-        try:
-            origin, masked = submit_phone_change(flow, form.bank_code.data, form.card_number.data, form.phone.data,
-                                                 form.sms_code.data or "")
-        except UserError as exc:
-            error, status = attach_error(form, exc, _FIELD_ALIASES), exc.status
-        else:
-            flash(f"手机号码已更换为{masked}，请继续完成验证", "ok")
-            return redirect(url_for(SMS_STEP_ENDPOINTS[origin]))
-    elif form.is_submitted():
-        status = 400
-    if not PHONE_CHANGE.in_session():  # ended by too many failures, or the interrupted flow expired
-        flash(error or FlowExpired.message, "error")
+    outcome = run_sms_step(
+        form, aliases=_FIELD_ALIASES,
+        send=lambda: send_phone_change_code(flow, form.phone.data or ""),
+        submit=lambda: submit_phone_change(flow, form.bank_code.data, form.card_number.data, form.phone.data,
+                                           form.sms_code.data or ""),
+    )
+    if outcome.done:
+        origin, masked = outcome.result
+        flash(f"手机号码已更换为{masked}，请继续完成验证", "ok")
         return redirect(url_for(SMS_STEP_ENDPOINTS[origin]))
-    form.sms_code.data = ""
+    if not PHONE_CHANGE.in_session():  # ended by too many failures, or the interrupted flow expired
+        flash(outcome.error or FlowExpired.message, "error")
+        return redirect(url_for(SMS_STEP_ENDPOINTS[origin]))
     titles = USERNAME_STEPS if origin == "username" else PASSWORD_STEPS
-    return render_template("recovery/phone_change.html", form=form, error=error, sms_status=sms_status,
-                           origin=origin, steps=_steps(titles), current="sms" if origin == "username" else "verify",
-                           back_url=url_for(SMS_STEP_ENDPOINTS[origin])), status
+    return render_template("recovery/phone_change.html", form=form, error=outcome.error,
+                           sms_status=outcome.sms_status, origin=origin, steps=_steps(titles),
+                           current="sms" if origin == "username" else "verify",
+                           back_url=url_for(SMS_STEP_ENDPOINTS[origin])), outcome.status
 
 
 @bp.post("/phone/<origin>/sms")

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from ..auth.resume import pop_resume_url
 from ..errors import CaptchaInvalid, UserError
 from ..extensions import limiter
-from ..form_feedback import attach_error
+from ..form_feedback import attach_error, run_sms_step
 from ..flows import FlowExpired, StepNotReached
 from ..flows.registration import (
     AMR,
@@ -150,40 +150,22 @@ def identity(flow):
 @wizard_step("verification")
 def verification(flow):
     form = VerificationForm()
-    error = sms_status = None
-    status = 200
-    if form.is_submitted() and form.back.data:
-        save_draft(flow, "verification", request.form)
-        return redirect(_step_url("identity"))
-    if form.is_submitted() and form.send_sms.data:
-        save_draft(flow, "verification", request.form)
-        try:
-            sent = send_code(flow, form.phone.data or "")
-        except UserError as exc:
-            error = attach_error(form, exc)
-            status = exc.status
-        else:
-            sms_status = sent.notice
-        form.sms_code.data = ""
-        return _render("register/verification.html", "verification", form=form, error=error,
-                       sms_status=sms_status, card_warning=_card_warning(form)), status
-    if form.validate_on_submit():
-        save_draft(flow, "verification", request.form)
-        try:
-            user = submit_verification(flow, form.bank_code.data, form.card_number.data, form.phone.data,
-                                       form.sms_code.data or "")
-        except UserError as exc:
-            error = attach_error(form, exc)
-            status = exc.status
-        else:
-            return _after_registration(user)
-    elif form.is_submitted():
-        status = 400
+    if form.is_submitted():
+        save_draft(flow, "verification", request.form)  # 上一步 and back again keep what was typed
+        if form.back.data:
+            return redirect(_step_url("identity"))
     else:
         form.process(data=step_values(flow, "verification") or None)
-    form.sms_code.data = ""
-    return _render("register/verification.html", "verification", form=form, error=error,
-                   sms_status=sms_status, card_warning=_card_warning(form)), status
+    outcome = run_sms_step(
+        form,
+        send=lambda: send_code(flow, form.phone.data or ""),
+        submit=lambda: submit_verification(flow, form.bank_code.data, form.card_number.data, form.phone.data,
+                                           form.sms_code.data or ""),
+    )
+    if outcome.done:
+        return _after_registration(outcome.result)
+    return _render("register/verification.html", "verification", form=form, error=outcome.error,
+                   sms_status=outcome.sms_status, card_warning=_card_warning(form)), outcome.status
 
 
 @bp.get("/done")
