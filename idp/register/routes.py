@@ -88,7 +88,7 @@ def _render(template: str, step: str, **context):
 
 
 # -- the wizard ----------------------------------------------------------------------------------
-@bp.get("")
+@bp.get("", strict_slashes=False)  # /register and /register/ both start
 def start():
     flow = REGISTRATION.load()
     if flow is None or flow.finished or "restart" in request.args:

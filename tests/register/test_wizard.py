@@ -34,6 +34,12 @@ def test_login_page_links_to_registration(client):
     assert '<a href="/register">立即注册</a>' in html
 
 
+def test_registration_starts_with_or_without_a_trailing_slash(client):
+    for url in ("/register", "/register/"):
+        response = client.get(url)
+        assert response.status_code == 302 and response.headers["Location"] == "/register/login-info"
+
+
 def test_step_bar_and_labelled_fields_of_step_one(wizard, client):
     wizard.start()
     page = client.get("/register/login-info")
