@@ -2,11 +2,6 @@
 
 Only what a scope grants is decrypted: a relying system that asked for ``profile`` never causes
 the phone or the ID number to be decrypted.
-
-The ID token carries no phone number and no document number, even when granted: it travels
-through the browser again (``id_token_hint`` in a logout URL ends up in history and access logs).
-Relying systems read those from the userinfo endpoint with the access token, as OpenID Connect
-Core §5.4 intends for the code flow.
 """
 
 from __future__ import annotations
@@ -29,17 +24,7 @@ SCOPE_LABELS: dict[str, str] = {
 _GENDER = {"M": "male", "F": "female"}
 
 
-# personal data kept out of ID tokens (see above); real_name_verified and id_type stay
-_USERINFO_ONLY = ("phone_number", "phone_number_verified", "id_number")
-
-
-def id_token_claims(user: User, scope: str | list[str]) -> UserInfo:
-    scopes = set(scope_to_list(scope) if isinstance(scope, str) else scope) - {"phone"}
-    claims = user_claims(user, scopes, decrypt_id_number=False)
-    return UserInfo({k: v for k, v in claims.items() if k not in _USERINFO_ONLY})
-
-
-def user_claims(user: User, scope: str | list[str] | set[str], *, decrypt_id_number: bool = True) -> UserInfo:
+def user_claims(user: User, scope: str | list[str]) -> UserInfo:
     scopes = set(scope_to_list(scope) if isinstance(scope, str) else scope)
     claims: dict = {"sub": user.sub}
     if "profile" in scopes:
@@ -60,8 +45,7 @@ def user_claims(user: User, scope: str | list[str] | set[str], *, decrypt_id_num
         claims["real_name_verified"] = bool(user.real_name_verified)
         if user.id_type and user.id_number_enc:
             claims["id_type"] = user.id_type
-            if decrypt_id_number:
-                claims["id_number"] = pii.cipher().decrypt("id_number", user.id_number_enc)
+            claims["id_number"] = pii.cipher().decrypt("id_number", user.id_number_enc)
     return UserInfo(claims)
 
 

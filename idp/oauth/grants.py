@@ -26,7 +26,7 @@ from ..models import AuthorizationCode, Token, User
 from ..services import audit
 from ..services.sessions import current_login
 from .access_tokens import grant_context, issuer
-from .claims import id_token_claims
+from .claims import user_claims
 from .keys import key_store
 from .tokens import revoke_grant
 
@@ -247,7 +247,7 @@ class OpenIDCode(_OpenIDCode):
         return claims
 
     def generate_user_info(self, user: User, scope: str):
-        return id_token_claims(user, scope)  # no phone or ID number in ID tokens (claims.py)
+        return user_claims(user, scope)
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):
