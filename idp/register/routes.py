@@ -13,7 +13,7 @@ from datetime import date
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 
 from ..auth.resume import pop_resume_url
-from ..errors import CaptchaInvalid, UserError
+from ..errors import CaptchaInvalid, UserError, UsernameTaken
 from ..extensions import limiter
 from ..form_feedback import attach_error, run_sms_step
 from ..flows import FlowExpired, StepNotReached
@@ -214,7 +214,7 @@ def username_check():
     try:
         registration.check_username(username)
     except UserError as exc:
-        reason = "taken" if exc.message == "用户名已被使用" else "invalid"
+        reason = "taken" if isinstance(exc, UsernameTaken) else "invalid"
         return jsonify(username=username, available=False, reason=reason, message=exc.message)
     return jsonify(username=username, available=True, message="用户名可以使用")
 
