@@ -17,7 +17,7 @@ from .conftest import audit_events
 
 def _ok(result):
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # what a pipe (`| jq`) gets; log lines go to stderr
 
 
 def _client(app, client_id):

@@ -13,7 +13,7 @@ def test_clients_add_prints_the_secret_once_as_json(app, runner):
                                  "--post-logout-redirect-uri", "https://ks.example.gov.cn/",
                                  "--scope", "openid profile phone offline_access", "--first-party", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     with app.app_context():
         client = db.session.scalar(db.select(Client).filter_by(client_id=data["client_id"]))
         assert client.first_party and client.redirect_uris == ["https://ks.example.gov.cn/callback"]
@@ -33,7 +33,7 @@ def test_clients_add_refuses_a_bad_redirect_uri(runner):
 def test_public_client_gets_no_secret(runner):
     result = runner.invoke(args=["clients", "add", "--name", "app", "--redirect-uri", "http://127.0.0.1:3000/cb",
                                  "--public", "--json"])
-    assert json.loads(result.output)["client_secret"] is None
+    assert json.loads(result.stdout)["client_secret"] is None
 
 
 def test_admin_create(app, runner):
