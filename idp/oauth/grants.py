@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
-from flask import current_app
+from flask import current_app, g
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
@@ -219,7 +219,12 @@ class S256CodeChallenge(CodeChallenge):
 
 class OpenIDCode(_OpenIDCode):
     def exists_nonce(self, nonce: str, request) -> bool:
-        return bool(redis_store.exists(f"nonce:{request.payload.client_id}:{nonce}"))
+        # Authlib asks once when validating and again when answering: one Redis read per request
+        key = f"nonce:{request.payload.client_id}:{nonce}"
+        seen = g.setdefault("idp_nonces_checked", {})
+        if key not in seen:
+            seen[key] = bool(redis_store.exists(key))
+        return seen[key]
 
     def resolve_client_private_key(self, client):
         return key_store().current().key

@@ -13,7 +13,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app
 
-from ..extensions import csrf, db
+from ..extensions import commit_keeping_loaded, csrf, db
 from ..models import Client, Token
 from ..services import audit
 from . import logout
@@ -82,7 +82,7 @@ def save_token(token: dict, request) -> None:
         "token.issued", actor=client.client_id, subject=user.sub if user is not None else client.client_id,
         client_id=client.client_id, grant_type=request.payload.grant_type,
     )
-    db.session.commit()
+    commit_keeping_loaded()  # the code and the user are read again for the ID token
 
 
 class ProviderIssuer(IssuerParameter):

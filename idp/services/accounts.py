@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import DocumentTaken, InvalidCredentials, InvalidField, PasswordRejected, UsernameTaken
-from ..extensions import db
+from ..extensions import commit_keeping_loaded, db
 from ..models import User, UserStatus
 from . import audit, lockout, passwords, pii
 from .identity import ID_TYPES, normalise_name, username_key, username_problem
@@ -142,7 +142,7 @@ def authenticate(username: str, password: str) -> User:
         user.password_hash = passwords.hash_password(password)
     user.last_login_at = datetime.now(timezone.utc)
     audit.record("login", "success", actor=user.username, subject=user.sub, commit=False)
-    db.session.commit()
+    commit_keeping_loaded()  # the login goes on with this user (session, ID token)
     return user
 
 
