@@ -32,6 +32,10 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+csrf = CSRFProtect()
+server_session = Session()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def commit_keeping_loaded() -> None:
@@ -46,10 +50,6 @@ def commit_keeping_loaded() -> None:
         session.commit()
     finally:
         session.expire_on_commit = True
-migrate = Migrate()
-csrf = CSRFProtect()
-server_session = Session()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 class RedisStore:

@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..extensions import db, redis_store
+from ..extensions import commit_keeping_loaded, db, redis_store
 from ..models import AuthorizationCode, Token, User
 from ..services import audit
 from ..services.sessions import current_login
@@ -53,8 +53,7 @@ def _claim(model, row, column) -> bool:
     )
     if result.rowcount != 1:
         return False
-    set_committed_value(row, column.key, now)
-    row.claimed_in_this_request = True  # later hooks need not read the (by then expired) column
+    set_committed_value(row, column.key, now)  # the loaded row agrees, without a reload
     return True
 
 
@@ -84,11 +83,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             expires_at=_now() + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
         )
         db.session.add(row)
-        nonce, client_id = row.nonce, row.client_id  # read before the commit expires them (no reload)
-        db.session.commit()
-        if nonce:
+        commit_keeping_loaded()  # the nonce and client are read just below
+        if row.nonce:
             # a nonce is spent once a code carries it (replay protection for ID tokens)
-            redis_store.set(f"nonce:{client_id}:{nonce}", 1, ex=24 * 3600)
+            redis_store.set(f"nonce:{row.client_id}:{row.nonce}", 1, ex=24 * 3600)
         return row
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
@@ -109,9 +107,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return row
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        # kept, marked used: a replay must still be recognised (normally done already by
-        # authenticate_user and committed with the tokens)
-        if not getattr(authorization_code, "claimed_in_this_request", False):
+        # kept, marked used: a replay must still be recognised.  authenticate_user has normally
+        # claimed it already, in the transaction that saved the tokens.
+        if authorization_code.used_at is None:
             authorization_code.used_at = _now()
             db.session.commit()
 
@@ -163,8 +161,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return user
 
     def revoke_old_credential(self, credential: "_RefreshCredential") -> None:
-        # rotated already by authenticate_user, committed with the new tokens
-        if not getattr(credential.row, "claimed_in_this_request", False):
+        # normally rotated already by authenticate_user, committed with the new tokens
+        if credential.row.rotated_at is None:
             credential.row.rotated_at = _now()
             db.session.commit()
 

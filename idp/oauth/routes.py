@@ -51,9 +51,7 @@ def authorize():
     if needed is not None and needed.prompt == "create":
         # prompt=create: straight to registration; the wizard signs the new user in and resumes
         resume_after_login(resume_url_after_login())
-        if "register.start" in current_app.view_functions:
-            return redirect(url_for("register.start"))
-        return redirect(url_for("auth.login"))
+        return redirect(url_for("register.start"))
     if needed is not None and needed.prompt == "login":
         if "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
