@@ -7,8 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app, jsonify, request
+
 from .errors import PasswordRejected, UserError
-from .services.sms import SmsSent
+from .flows import FlowExpired, StepNotReached
+from .services.sms import SmsResendTooSoon, SmsSent
 
 
 def attach_error(form, exc: UserError, aliases: Mapping[str, str] | None = None) -> str | None:
@@ -58,3 +61,29 @@ def run_sms_step(form, *, send: Callable[[], Any], submit: Callable[[], Any],
         outcome.error, outcome.status = attach_error(form, exc, aliases), exc.status
     form.sms_code.data = ""
     return outcome
+
+
+# -- the 发送短信验证 button: the per-IP limit and its JSON form (no page reload) ---------------------
+def sms_ip_limit() -> str:
+    return current_app.config["SMS_IP_LIMIT"]
+
+
+def not_sending_sms() -> bool:
+    """For ``exempt_when``: a page POST that does not press 发送短信验证 costs no SMS."""
+    return "send_sms" not in request.form
+
+
+def sms_json(send: Callable[[], SmsSent], *, not_reached: str = "请先完成前面的步骤"):
+    """{sent, message, resend_after}, or the error as JSON with its status."""
+    try:
+        sent = send()
+    except FlowExpired as exc:
+        return jsonify(error="flow_expired", message=exc.message), 400
+    except StepNotReached:
+        return jsonify(error="step_not_reached", message=not_reached), 409
+    except UserError as exc:
+        body = {"error": type(exc).__name__, "message": exc.message, "field": exc.field}
+        if isinstance(exc, SmsResendTooSoon):
+            body["retry_after"] = exc.seconds
+        return jsonify(body), exc.status
+    return jsonify(sent=True, message=sent.notice, resend_after=sent.resend_after)

@@ -3,12 +3,12 @@ user-centre blueprint.  用户名, 证件类型 and 证件号码 are shown, neve
 
 from __future__ import annotations
 
-from flask import current_app, flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, url_for
 
 from ..auth.guards import login_required
 from ..errors import UserError
 from ..extensions import limiter
-from ..form_feedback import attach_error, run_sms_step
+from ..form_feedback import attach_error, not_sending_sms, run_sms_step, sms_ip_limit
 from ..flows.profile_change import flow_of, form_values, pending_change, send_code, submit_code, submit_details
 from ..services import pii
 from ..services.profile import masked_profile
@@ -17,9 +17,6 @@ from .routes import bp
 
 SAVED = "用户信息修改成功"
 
-
-def _sms_ip_limit() -> str:
-    return current_app.config["SMS_IP_LIMIT"]
 
 
 @bp.route("/edit", methods=["GET", "POST"])
@@ -46,7 +43,7 @@ def edit():
 
 
 @bp.route("/edit/sms", methods=["GET", "POST"])
-@limiter.shared_limit(_sms_ip_limit, scope="profile-sms", exempt_when=lambda: "send_sms" not in request.form)
+@limiter.shared_limit(sms_ip_limit, scope="profile-sms", exempt_when=not_sending_sms)
 @login_required
 def edit_sms():
     """A new phone: the code goes to it, and only then is anything written."""

@@ -29,6 +29,12 @@ class FlowExpired(UserError):
     message = "页面已超时，请重新填写"
 
 
+class FlowFinished(FlowExpired):
+    """The flow reached its last step; nothing before it can be done again in this flow."""
+
+    message = "本次办理已完成，如需重新办理请从头开始"
+
+
 class StepNotReached(Exception):
     """The requested step needs ``step`` completed first."""
 
@@ -116,6 +122,8 @@ class Flow:
     def require(self, step: str) -> None:
         if step not in self.definition.steps:
             raise ValueError(f"{step!r} is not a step of {self.definition.kind}")
+        if self.finished and step != self.definition.steps[-1]:
+            raise FlowFinished()  # e.g. no more SMS codes from a registration that is done
         missing = self.first_missing(before=step)
         if missing is not None:
             raise StepNotReached(missing)

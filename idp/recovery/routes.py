@@ -15,7 +15,7 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from ..auth.resume import pop_resume_url
 from ..errors import CaptchaInvalid, UserError
 from ..extensions import limiter
-from ..form_feedback import attach_error, run_sms_step
+from ..form_feedback import attach_error, not_sending_sms, run_sms_step, sms_ip_limit, sms_json
 from ..flows import FlowDefinition, FlowExpired, StepNotReached
 from ..flows.recovery import (
     METHODS,
@@ -42,7 +42,6 @@ from ..flows.recovery import (
 )
 from ..services import captcha
 from ..services.sessions import start_login
-from ..services.sms import SmsResendTooSoon
 from .forms import (
     AnswersForm,
     IdPhoneForm,
@@ -67,13 +66,6 @@ SMS_STEP_ENDPOINTS = {"username": "recovery.username_sms", "password": "recovery
 def _recovery_ip_limit() -> str:
     return current_app.config["RECOVERY_IP_LIMIT"]
 
-
-def _sms_ip_limit() -> str:
-    return current_app.config["SMS_IP_LIMIT"]
-
-
-def _not_sending_sms() -> bool:
-    return "send_sms" not in request.form
 
 
 def _step_endpoint(definition: FlowDefinition, flow, step: str) -> str:
@@ -128,23 +120,6 @@ def _render_password(template: str, step: str, status: int = 200, **context):
     return render_template(template, steps=_steps(PASSWORD_STEPS), current=step, **context), status
 
 
-def _sms_json(send):
-    """The 发送短信验证 button without a page reload: {sent, message, resend_after} or an error."""
-    try:
-        sent = send()
-    except FlowExpired as exc:
-        return jsonify(error="flow_expired", message=exc.message), 400
-    except StepNotReached:
-        return jsonify(error="step_not_reached", message="请先完成前面的步骤"), 409
-    except UserError as exc:
-        body = {"error": type(exc).__name__, "message": exc.message, "field": exc.field}
-        if isinstance(exc, SmsResendTooSoon):
-            body["retry_after"] = exc.seconds
-        return jsonify(body), exc.status
-    return jsonify(sent=True, message=sent.notice,
-                   resend_after=sent.resend_after)
-
-
 # == 忘记用户名 ====================================================================================
 @bp.route("/username", methods=["GET", "POST"])
 @limiter.limit(_recovery_ip_limit, methods=["POST"])
@@ -173,7 +148,7 @@ def username():
 
 
 @bp.route("/username/sms", methods=["GET", "POST"])
-@limiter.shared_limit(_sms_ip_limit, scope="recovery-sms", exempt_when=_not_sending_sms)
+@limiter.shared_limit(sms_ip_limit, scope="recovery-sms", exempt_when=not_sending_sms)
 @flow_step(USERNAME_RECOVERY, "sms")
 def username_sms(flow):
     """验证手机校验码: a code to the registered phone (shown masked), typed into 动态验证."""
@@ -243,7 +218,7 @@ def password_method(flow):
 
 
 @bp.route("/password/verify/id", methods=["GET", "POST"])
-@limiter.shared_limit(_sms_ip_limit, scope="recovery-sms", exempt_when=_not_sending_sms)
+@limiter.shared_limit(sms_ip_limit, scope="recovery-sms", exempt_when=not_sending_sms)
 @flow_step(PASSWORD_RECOVERY, "verify", method="id_sms")
 def password_verify_id(flow):
     """验证身份 (证件号码+手机验证码): 证件类型, 证件号, 手机号码, 发送短信验证, 动态验证."""
@@ -264,12 +239,12 @@ def password_verify_id(flow):
 
 
 @bp.post("/password/verify/id/sms")
-@limiter.shared_limit(_sms_ip_limit, scope="recovery-sms")
+@limiter.shared_limit(sms_ip_limit, scope="recovery-sms")
 def password_verify_id_sms():
     flow = PASSWORD_RECOVERY.load()
     if flow is None:
         return jsonify(error="flow_expired", message=FlowExpired.message), 400
-    return _sms_json(lambda: send_password_code(flow, request.form.get("phone", "")))
+    return sms_json(lambda: send_password_code(flow, request.form.get("phone", "")))
 
 
 @bp.route("/password/verify/questions", methods=["GET", "POST"])
@@ -340,7 +315,7 @@ def _interrupted_definition(origin: str) -> FlowDefinition:
 
 
 @bp.route("/phone/<origin>", methods=["GET", "POST"])
-@limiter.shared_limit(_sms_ip_limit, scope="recovery-sms", exempt_when=_not_sending_sms)
+@limiter.shared_limit(sms_ip_limit, scope="recovery-sms", exempt_when=not_sending_sms)
 def phone_change(origin: str):
     """更换手机号: a bank card whose reserved phone is the new number, and an SMS code to it."""
     if origin not in SMS_STEP_ENDPOINTS:
@@ -370,11 +345,11 @@ def phone_change(origin: str):
 
 
 @bp.post("/phone/<origin>/sms")
-@limiter.shared_limit(_sms_ip_limit, scope="recovery-sms")
+@limiter.shared_limit(sms_ip_limit, scope="recovery-sms")
 def phone_change_sms(origin: str):
     if origin not in SMS_STEP_ENDPOINTS:
         abort(404)
     flow = phone_change_for(origin)
     if flow is None:
         return jsonify(error="step_not_reached", message="请先完成前面的步骤"), 409
-    return _sms_json(lambda: send_phone_change_code(flow, request.form.get("phone", "")))
+    return sms_json(lambda: send_phone_change_code(flow, request.form.get("phone", "")))

@@ -15,7 +15,7 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from ..auth.resume import pop_resume_url
 from ..errors import CaptchaInvalid, UserError, UsernameTaken
 from ..extensions import limiter
-from ..form_feedback import attach_error, run_sms_step
+from ..form_feedback import attach_error, not_sending_sms, run_sms_step, sms_ip_limit, sms_json
 from ..flows import FlowExpired, StepNotReached
 from ..flows.registration import (
     AMR,
@@ -31,7 +31,6 @@ from ..flows.registration import (
 from ..services import captcha, registration
 from ..services.identity import BirthdateInvalid, check_card_number
 from ..services.sessions import start_login
-from ..services.sms import SmsResendTooSoon
 from .forms import IdentityForm, LoginInfoForm, VerificationForm
 
 bp = Blueprint("register", __name__, url_prefix="/register")
@@ -47,9 +46,6 @@ ENDPOINTS = {
 def _username_check_limit() -> str:
     return current_app.config["USERNAME_CHECK_LIMIT"]
 
-
-def _sms_ip_limit() -> str:
-    return current_app.config["SMS_IP_LIMIT"]
 
 
 def _step_url(step: str) -> str:
@@ -146,7 +142,7 @@ def identity(flow):
 
 
 @bp.route("/verification", methods=["GET", "POST"])
-@limiter.shared_limit(_sms_ip_limit, scope="register-sms", exempt_when=lambda: "send_sms" not in request.form)
+@limiter.shared_limit(sms_ip_limit, scope="register-sms", exempt_when=not_sending_sms)
 @wizard_step("verification")
 def verification(flow):
     form = VerificationForm()
@@ -220,25 +216,10 @@ def username_check():
 
 
 @bp.post("/sms")
-@limiter.shared_limit(_sms_ip_limit, scope="register-sms")
+@limiter.shared_limit(sms_ip_limit, scope="register-sms")
 def send_sms():
     """The 发送短信验证 button without a page reload (the form's own button does the same)."""
     flow = REGISTRATION.load()
     if flow is None:
         return jsonify(error="flow_expired", message=FlowExpired.message), 400
-    try:
-        flow.require("verification")
-    except StepNotReached:
-        return jsonify(error="step_not_reached", message="请先完成前面的注册步骤"), 409
-    try:
-        sent = send_code(flow, request.form.get("phone", ""))
-    except UserError as exc:
-        body = {"error": type(exc).__name__, "message": exc.message, "field": exc.field}
-        if isinstance(exc, SmsResendTooSoon):
-            body["retry_after"] = exc.seconds
-        return jsonify(body), exc.status
-    return jsonify(
-        sent=True,
-        message=sent.notice,
-        resend_after=sent.resend_after,
-    )
+    return sms_json(lambda: send_code(flow, request.form.get("phone", "")), not_reached="请先完成前面的注册步骤")

@@ -518,6 +518,14 @@ def test_sms_json_endpoint_needs_the_earlier_steps(wizard, client):
     assert response.get_json()["message"] == "请先完成前面的注册步骤"
 
 
+def test_no_more_codes_once_the_registration_is_done(wizard, client):
+    assert wizard.register().status_code == 302
+    token = page_fields(client.get("/login").data)["csrf_token"]
+    response = client.post("/register/sms", data={"phone": "13900139001", "csrf_token": token})
+    assert response.status_code == 400 and response.get_json()["error"] == "flow_expired"
+    assert client.get("/dev/sms-outbox.json", query_string={"phone": "13900139001"}).get_json()["messages"] == []
+
+
 def test_sms_budget_per_flow(app, wizard):
     from idp.flows import registration as flow_rules
 
