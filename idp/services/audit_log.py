@@ -147,19 +147,25 @@ def parse_time(text: str | None, field: str = "since", *, end: bool = False) -> 
     value = (text or "").strip()
     if not value:
         return None
+    moment, step = _parsed(value)
+    # the log holds nothing outside these years; near year 1 or 9999 time arithmetic overflows
+    if moment is None or not 2000 <= moment.year <= 2100:
+        raise InvalidField("时间格式应为 YYYY-MM-DD HH:MM", field=field)
+    return moment + step if end else moment
+
+
+def _parsed(value: str) -> tuple[datetime | None, timedelta]:
+    """The moment typed and how much an end of period adds to it (a whole day for a date)."""
     for fmt, step in _TIME_FORMATS.items():
         try:
-            moment = datetime.strptime(value, fmt).replace(tzinfo=BEIJING)
+            return datetime.strptime(value, fmt).replace(tzinfo=BEIJING), step
         except ValueError:
             continue
-        return moment + step if end else moment
     try:
         moment = datetime.fromisoformat(value)  # ISO 8601 with its own offset (scripts)
     except ValueError:
-        moment = None
-    if moment is not None and moment.tzinfo is not None:
-        return moment
-    raise InvalidField("时间格式应为 YYYY-MM-DD HH:MM", field=field)
+        return None, timedelta(0)
+    return (moment if moment.tzinfo is not None else None), timedelta(0)
 
 
 # -- export -------------------------------------------------------------------------------------

@@ -71,6 +71,13 @@ def test_an_unreadable_time_or_an_inverted_period_is_explained(auditor, history)
     assert "开始时间不能晚于结束时间" in response.data.decode()
 
 
+@pytest.mark.parametrize("query", [{"until": "9999-12-31"}, {"since": "0001-01-01"}, {"since": "1900-01-01 00:00"}])
+def test_a_date_far_outside_the_log_is_explained_not_a_server_error(auditor, history, query):
+    response = auditor.get("/admin/audit", query_string=query)
+    assert response.status_code == 400
+    assert "时间格式应为 YYYY-MM-DD HH:MM" in response.data.decode()
+
+
 def test_the_list_shows_details_and_pages(app, auditor):
     with app.app_context():
         for n in range(120):
