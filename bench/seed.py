@@ -34,11 +34,9 @@ def main() -> None:
                 name="压测网站", client_id="bench-web", redirect_uris=[args.redirect_uri],
                 scope="openid profile offline_access", first_party=True,
             ),
-            actor="bench",
         )
         service, service_secret = create_client(
             ClientSpec(name="压测服务", client_id="bench-service", client_type="service", scope="openid"),
-            actor="bench",
         )
         users = []
         for n in range(args.users):

@@ -88,7 +88,7 @@ def client_new():
     error = None
     if form.validate_on_submit():
         try:
-            client, secret = clients.create_client(form.to_spec(), actor=g.user.username, reason=form.reason.data)
+            client, secret = clients.create_client(form.to_spec(), actor=_actor(), reason=form.reason.data)
         except UserError as exc:
             error = _show_error(form, exc)
         else:

@@ -10,7 +10,6 @@ run them already holds the server's database and keys.  Every change takes ``--r
 
 from __future__ import annotations
 
-import getpass
 import json
 import re
 import sys
@@ -22,7 +21,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from ..errors import UserError
-from ..services.administration import CLI_ACTOR, Actor
+from ..services.administration import cli_actor
 from .core import admin_cli, clients_cli, users_cli
 
 audit_cli = AppGroup("audit", help="The audit log: list, export, retention.")
@@ -33,14 +32,6 @@ _reason = click.option("--reason", required=True, help="why (recorded in the aud
 def register(app: Flask) -> None:
     # the clients, users and admin groups are added by core.register; audit is ours
     app.cli.add_command(audit_cli)
-
-
-def _actor() -> Actor:
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
-    return replace(CLI_ACTOR, username=f"cli:{who}"[:128])
 
 
 def _refuse(exc: UserError):
@@ -135,7 +126,7 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
             changes["access_token_lifetime"] = access_token_lifetime or None
         if refresh_token_lifetime is not None:
             changes["refresh_token_lifetime"] = refresh_token_lifetime or None
-        change = update_client(client_id, replace(spec, **changes), actor=_actor(), reason=reason)
+        change = update_client(client_id, replace(spec, **changes), actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
     if not change.changed:
@@ -157,7 +148,7 @@ def clients_disable(client_id, reason) -> None:
     from ..services.clients import disable_client
 
     try:
-        revoked = disable_client(client_id, actor=_actor(), reason=reason)
+        revoked = disable_client(client_id, actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
     click.echo(f"disabled {client_id}; revoked {revoked} tokens")
@@ -171,7 +162,7 @@ def clients_enable(client_id, reason) -> None:
     from ..services.clients import enable_client
 
     try:
-        enable_client(client_id, actor=_actor(), reason=reason)
+        enable_client(client_id, actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
     click.echo(f"enabled {client_id}")
@@ -198,7 +189,7 @@ def clients_rotate_secret(client_id, overlap, reason) -> None:
     from ..services.clients import rotate_client_secret
 
     try:
-        secret = rotate_client_secret(client_id, overlap=overlap, actor=_actor(), reason=reason)
+        secret = rotate_client_secret(client_id, overlap=overlap, actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
     click.echo(f"client_secret: {secret}")
@@ -218,7 +209,7 @@ def users_search(by, value, as_json) -> None:
     from ..services.admin_users import search_users
 
     try:
-        result = search_users(by.replace("-", "_"), value, actor=_actor())
+        result = search_users(by.replace("-", "_"), value, actor=cli_actor())
     except UserError as exc:
         _refuse(exc)
     if as_json:
@@ -237,7 +228,7 @@ def users_show(user) -> None:
     from ..services.admin_users import find_user, user_overview
 
     try:
-        overview = user_overview(find_user(user).sub, actor=_actor())
+        overview = user_overview(find_user(user).sub, actor=cli_actor())
     except UserError as exc:
         _refuse(exc)
     _echo_json({
@@ -266,7 +257,7 @@ def _user_action(name: str, service_name: str, help_text: str, done: str) -> Non
 
         try:
             target = admin_users.find_user(user)
-            result = getattr(admin_users, service_name)(target.sub, actor=_actor(), reason=reason)
+            result = getattr(admin_users, service_name)(target.sub, actor=cli_actor(), reason=reason)
         except UserError as exc:
             _refuse(exc)
         click.echo(f"{done} {result.user.username} (sessions ended: {result.sessions_ended}, "
@@ -302,7 +293,7 @@ def admin_grant(user, role, reason) -> None:
     from ..services.admin_users import find_user, set_role
 
     try:
-        set_role(find_user(user).sub, role, actor=_actor(), reason=reason)
+        set_role(find_user(user).sub, role, actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
     click.echo(f"{user} is now {role}")
@@ -316,7 +307,7 @@ def admin_revoke(user, reason) -> None:
     from ..services.admin_users import find_user, set_role
 
     try:
-        set_role(find_user(user).sub, None, actor=_actor(), reason=reason)
+        set_role(find_user(user).sub, None, actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
     click.echo(f"{user} no longer holds a role")
@@ -354,7 +345,7 @@ def audit_list(limit, page, **filters) -> None:
     from ..services.audit_log import BEIJING, find_events
 
     try:
-        result = find_events(_query(**filters), page=page, per_page=limit, actor=_actor())
+        result = find_events(_query(**filters), page=page, per_page=limit, actor=cli_actor())
     except UserError as exc:
         _refuse(exc)
     for e in result.events:
@@ -373,7 +364,7 @@ def audit_export(output, **filters) -> None:
     from ..services.audit_log import export_csv
 
     try:
-        lines = export_csv(_query(**filters), actor=_actor())
+        lines = export_csv(_query(**filters), actor=cli_actor())
     except UserError as exc:
         _refuse(exc)
     for line in lines:
@@ -391,7 +382,7 @@ def audit_prune(older_than, yes) -> None:
         age = check_retention(parse_age(older_than))
         if not yes and sys.stdin.isatty():
             click.confirm(f"delete audit events older than {age.days} days?", abort=True)
-        deleted = prune(age, actor=_actor())
+        deleted = prune(age, actor=cli_actor())
     except UserError as exc:
         _refuse(exc)
     click.echo(f"deleted {deleted} audit events older than {age.days} days")

@@ -104,6 +104,7 @@ def keys_list() -> None:
 def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, scope, grant_types,
                 auth_method, public, service, first_party, client_id, as_json) -> None:
     """Register a relying system; prints client_id and the secret (shown once)."""
+    from ..services.administration import cli_actor
     from ..services.clients import ClientSpec, create_client
 
     client_type = "public" if public else "service" if service else "confidential"
@@ -120,7 +121,7 @@ def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, s
         client_id=client_id,
     )
     try:
-        client, secret = create_client(spec, actor="cli")
+        client, secret = create_client(spec, actor=cli_actor())
     except UserError as exc:
         raise click.ClickException(exc.message) from None
     if as_json:

@@ -145,7 +145,7 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     wanted = _exam_spec(exam_base_url)
     client = db.session.query(Client).filter_by(client_id=EXAM_CLIENT_ID).one_or_none()
     if client is None:
-        _, secret = create_client(wanted, actor="demo")
+        _, secret = create_client(wanted, actor=actor)
         state.exam_client_secret = secret
         return secret
     current = spec_of(client)

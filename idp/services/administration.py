@@ -8,8 +8,9 @@ The command line runs as ``CLI_ACTOR``: whoever can run it already holds the dat
 
 from __future__ import annotations
 
+import getpass
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import InvalidField, UserError
 
@@ -69,6 +70,15 @@ class Actor:
 
 
 CLI_ACTOR = Actor(username="cli", role="admin")
+
+
+def cli_actor() -> Actor:
+    """The command line as an actor, named after the operating-system user running it."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return replace(CLI_ACTOR, username=f"cli:{who}"[:128])
 
 
 def actor_of(user) -> Actor:

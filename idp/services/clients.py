@@ -220,9 +220,10 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
     return spec
 
 
-def create_client(spec: ClientSpec, *, actor: str | None = None, reason: str | None = None) -> tuple[Client, str | None]:
+def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | None = None) -> tuple[Client, str | None]:
     """Register a relying system; returns it and its secret (None for clients without one).
     ``reason`` is required from the admin console, optional for the bootstrap CLI."""
+    actor.require("clients.write")
     details = {"reason": check_reason(reason)} if reason is not None else {}
     spec = normalise_spec(spec)
     client_id = spec.client_id or secrets.token_urlsafe(16)
@@ -248,7 +249,7 @@ def create_client(spec: ClientSpec, *, actor: str | None = None, reason: str | N
     if spec.token_endpoint_auth_method in SECRET_AUTH_METHODS:
         secret = set_client_secret(client)
     db.session.add(client)
-    audit.record("client.created", actor=actor, subject=client_id, client_id=client_id, commit=False, **details)
+    audit.record("client.created", actor=actor.username, subject=client_id, client_id=client_id, commit=False, **details)
     db.session.commit()
     return client, secret
 

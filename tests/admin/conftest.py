@@ -109,7 +109,6 @@ def rp(app):
         client, secret = create_client(
             ClientSpec(name="考生服务系统", client_id="exam-service", redirect_uris=["https://exam.example.test/cb"],
                        scope="openid profile phone realname offline_access"),
-            actor="test",
         )
         return client.client_id, secret
 

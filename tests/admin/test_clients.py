@@ -358,3 +358,16 @@ def test_an_operator_sees_systems_but_cannot_change_them(app, operator, rp):
     assert "新增应用系统" not in operator.get("/admin/clients").data.decode()
     assert operator.post("/admin/clients/exam-service/disable", {"toggle-reason": "越权"}).status_code == 403
     assert _client(app, "exam-service").enabled
+
+
+def test_the_service_itself_refuses_a_client_from_a_role_without_clients_write(app):
+    # the console's guard is one wall; the service is the second (a view that forgot cannot act)
+    from idp.services.administration import Actor, PermissionDenied
+    from idp.services.clients import ClientSpec, create_client
+
+    with app.app_context():
+        for role in ("operator", "auditor", None):
+            with pytest.raises(PermissionDenied):
+                create_client(ClientSpec(name="越权系统", client_type="service", scope="openid"),
+                              actor=Actor(username="someone", role=role), reason="测试")
+        assert not audit_events(app, "client.created")

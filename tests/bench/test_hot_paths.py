@@ -18,7 +18,7 @@ from ..conftest import TEST_DATABASE_URL
 
 def _service_client(app) -> str:
     with app.app_context():
-        client, _ = create_client(ClientSpec(name="缓存测试", client_type="service", scope="openid"), actor="test")
+        client, _ = create_client(ClientSpec(name="缓存测试", client_type="service", scope="openid"))
         return client.client_id
 
 

@@ -74,7 +74,7 @@ def register_exam_client(provider_app: Flask, base_url: str, **fields):
     )
     spec.update(fields)
     with provider_app.app_context():
-        client, secret = create_client(ClientSpec(**spec), actor="test")
+        client, secret = create_client(ClientSpec(**spec))
         return client.client_id, secret
 
 

@@ -39,7 +39,7 @@ def make_client(app):
             **fields,
         )
         with app.app_context():
-            client, secret = create_client(spec, actor="test")
+            client, secret = create_client(spec)
             return RegisteredClient(client.client_id, secret, (spec.redirect_uris or [None])[0])
 
     return make

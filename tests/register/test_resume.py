@@ -24,7 +24,6 @@ def _exam_service(app) -> RegisteredClient:
         client, secret = create_client(
             ClientSpec(name="考生服务系统", redirect_uris=[REDIRECT_URI], scope="openid profile phone realname",
                        first_party=True),
-            actor="test",
         )
         return RegisteredClient(client.client_id, secret, REDIRECT_URI)
 
