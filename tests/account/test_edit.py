@@ -265,3 +265,20 @@ def test_another_account_never_sees_a_pending_change(app, client):
     signed_in(app, client, other)  # a login rotates the session
     assert client.get("/account/edit/sms").headers["Location"] == "/account/edit"
     assert page_fields(client.get("/account/edit").data)["name"] == CITIZENS["lina"].name
+
+
+def test_a_pending_change_belongs_to_the_account_that_started_it(app):
+    # the session-level check behind the test above: a login rotates the session anyway, so this
+    # drives flow_of directly with a flow that names another account
+    from idp.flows.profile_change import PROFILE_CHANGE, flow_of
+
+    first = make_citizen_account(app, DEMO, "wangxm", phone=STOPPED_PHONE)
+    other = make_citizen_account(app, CITIZENS["lina"], "lina2026")
+    with app.test_request_context("/account/edit"):
+        started = PROFILE_CHANGE.start()
+        started.remember(user_id=first.id)
+        assert flow_of(other) is None
+        assert PROFILE_CHANGE.load() is None  # discarded, not just hidden
+        again = PROFILE_CHANGE.start()
+        again.remember(user_id=first.id)
+        assert flow_of(first).id == again.id
