@@ -38,6 +38,7 @@ class SmsStepOutcome:
     sent: SmsSent | str | None = None  # 发送短信验证 was pressed: the code (or a notice) is on its way
     result: Any = None
     done: bool = False  # 提交 passed: the view redirects onwards
+    failure: UserError | None = None  # what went wrong, for pages that add a hint to some errors
 
     @property
     def sms_status(self) -> str | None:
@@ -58,6 +59,7 @@ def run_sms_step(form, *, send: Callable[[], Any], submit: Callable[[], Any],
         elif form.is_submitted():
             outcome.status = 400
     except UserError as exc:
+        outcome.failure = exc
         outcome.error, outcome.status = attach_error(form, exc, aliases), exc.status
     form.sms_code.data = ""
     return outcome

@@ -11,6 +11,7 @@ from ..extensions import limiter
 from ..form_feedback import attach_error, not_sending_sms, run_sms_step, sms_ip_limit
 from ..flows.profile_change import flow_of, form_values, pending_change, send_code, submit_code, submit_details
 from ..services import pii
+from ..services.bank import BankIdentityMismatch
 from ..services.profile import masked_profile
 from .forms import ProfileEditForm, ProfileSmsForm
 from .routes import bp
@@ -23,13 +24,13 @@ SAVED = "用户信息修改成功"
 @login_required
 def edit():
     form = ProfileEditForm()
-    error, status = None, 200
+    error, status, failure = None, 200, None
     if form.validate_on_submit():
         try:
             flow = submit_details(g.user, form.name.data, form.bank_code.data, form.card_number.data or "",
                                   form.phone.data or "")
         except UserError as exc:
-            error, status = attach_error(form, exc), exc.status
+            error, status, failure = attach_error(form, exc), exc.status, exc
         else:
             if flow is None:
                 flash(SAVED, "ok")
@@ -39,7 +40,8 @@ def edit():
         status = 400
     else:
         form.process(data=form_values(g.user))
-    return render_template("account/edit.html", form=form, error=error, profile=masked_profile(g.user)), status
+    return render_template("account/edit.html", form=form, error=error, profile=masked_profile(g.user),
+                           bank_identity_mismatch=isinstance(failure, BankIdentityMismatch)), status
 
 
 @bp.route("/edit/sms", methods=["GET", "POST"])

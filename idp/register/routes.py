@@ -29,6 +29,7 @@ from ..flows.registration import (
     submit_verification,
 )
 from ..services import captcha, registration
+from ..services.bank import BankIdentityMismatch
 from ..services.identity import BirthdateInvalid, check_card_number
 from ..services.sessions import start_login
 from .forms import IdentityForm, LoginInfoForm, VerificationForm
@@ -161,7 +162,8 @@ def verification(flow):
     if outcome.done:
         return _after_registration(outcome.result)
     return _render("register/verification.html", "verification", form=form, error=outcome.error,
-                   sms_status=outcome.sms_status, card_warning=_card_warning(form)), outcome.status
+                   sms_status=outcome.sms_status, card_warning=_card_warning(form),
+                   bank_identity_mismatch=isinstance(outcome.failure, BankIdentityMismatch)), outcome.status
 
 
 @bp.get("/done")

@@ -118,6 +118,7 @@ def test_a_name_the_bank_does_not_know_changes_nothing(app, client):
     response = edit(client, name="王大明")
     assert response.status_code == 400
     assert IDENTITY_MISMATCH in field_errors(response.data)
+    assert "请检查填写的姓名是否与银行登记的一致" in response.data.decode()  # the hint under it
     assert page_fields(response.data)["name"] == "王大明"  # what was typed stays
     assert snapshot(app, user.id) == before
     [event] = audit_events(app, "profile.change")
