@@ -89,12 +89,6 @@ class FlowDefinition:
         """Whether this session started a flow of this kind (it may have expired since)."""
         return bool(session.get(self._session_key))
 
-    def require_flow(self) -> Flow:
-        flow = self.load()
-        if flow is None:
-            raise FlowExpired()
-        return flow
-
     @property
     def _aad(self) -> str:
         return f"flow:{self.kind}"
@@ -127,15 +121,6 @@ class Flow:
         missing = self.first_missing(before=step)
         if missing is not None:
             raise StepNotReached(missing)
-
-    def previous(self, step: str) -> str | None:
-        i = self.definition.steps.index(step)
-        return self.definition.steps[i - 1] if i > 0 else None
-
-    def next(self, step: str) -> str | None:
-        steps = self.definition.steps
-        i = steps.index(step)
-        return steps[i + 1] if i + 1 < len(steps) else None
 
     @property
     def finished(self) -> bool:

@@ -105,9 +105,10 @@ def prepare(user: User, name: str, bank_code: str | None, card_number: str, phon
 
 def _count_bank_check(user: User) -> None:
     key = f"profile:bank-checks:{user.id}"
-    count = redis_store.incr(key)
-    if count == 1:
-        redis_store.expire(key, 24 * 3600)
+    pipe = redis_store.pipeline()  # one round trip, and the counter can never lose its expiry
+    pipe.incr(key)
+    pipe.expire(key, 24 * 3600, nx=True)  # the day starts at the first check
+    count, _ = pipe.execute()
     if count > MAX_BANK_CHECKS_PER_DAY:
         raise TooManyBankChecksToday()
 
