@@ -111,7 +111,7 @@ def create_account(
             raise UsernameTaken() from None
         raise DocumentTaken() from None
     audit.record("account.created", actor=actor or user.username, subject=user.sub, commit=False)
-    db.session.commit()
+    commit_keeping_loaded()  # callers go on with the new account (audit, login): no reload
     return user
 
 
