@@ -11,6 +11,7 @@ to everything else.
 from __future__ import annotations
 
 import logging
+import re
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
@@ -33,6 +34,11 @@ class UserError(Exception):
             self.message = message
         if field:
             self.field = field
+
+    @property
+    def reason_code(self) -> str:
+        """The audit log's name for this failure (the class name in snake case), never the values."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
 
 
 class InvalidCredentials(UserError):

@@ -12,7 +12,6 @@ from ..errors import UserError
 from ..models import User
 from ..services import audit, profile_change
 from ..services.profile_change import ProfileChange
-from ..services.recovery import failure_reason
 from ..services.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsSent
 from .base import Flow, FlowDefinition
 from .recovery import CodeMissing
@@ -83,7 +82,7 @@ def submit_code(flow: Flow, user: User, code: str) -> ProfileChange:
         SmsCode("profile").verify(change.phone, code)
     except SmsCodeInvalid as exc:
         audit.record("profile.change", "failure", actor=user.username, subject=user.sub,
-                     reason=failure_reason(exc), fields=list(change.changed))
+                     reason=exc.reason_code, fields=list(change.changed))
         raise
     profile_change.apply(user, change)
     flow.discard()

@@ -97,7 +97,7 @@ def _audit(event: str, outcome: str, user: User | None, **details) -> None:
 def _fail(flow: Flow, event: str, exc: UserError, user: User | None, /, **details) -> NoReturn:
     """Audit a failed proof, count it against the account (or the unknown name) and the flow."""
     recovery.register_failure(flow.data["key"])
-    _audit(event, "failure", user, reason=recovery.failure_reason(exc), **details)
+    _audit(event, "failure", user, reason=exc.reason_code, **details)
     if flow.count("failures") >= MAX_FAILURES_PER_FLOW:
         flow.discard()
         raise TooManyFailuresInFlow()
@@ -127,7 +127,7 @@ def _prove_phone(flow: Flow, sms: SmsCode, phone: str, code: str, user: User | N
     try:
         sms.verify(phone, code)
     except SmsCodeInvalid as exc:
-        _audit(event, "failure", user, reason=recovery.failure_reason(exc))
+        _audit(event, "failure", user, reason=exc.reason_code)
         raise
     flow.remember(phone_verified=phone)
 
@@ -139,7 +139,7 @@ def submit_username_identity(name: str, user_type: str, id_type: str, id_number:
     try:
         user, key = recovery.find_by_identity(name, user_type, id_type, id_number)
     except UserError as exc:
-        _audit("recovery.lookup", "failure", None, flow="username", reason=recovery.failure_reason(exc))
+        _audit("recovery.lookup", "failure", None, flow="username", reason=exc.reason_code)
         raise
     flow = USERNAME_RECOVERY.start()
     flow.complete("identity", user_id=user.id if user else None, key=key,
@@ -211,7 +211,7 @@ def submit_username_code(flow: Flow, code: str) -> None:
             else:
                 _decoy_verify(flow)
         except SmsCodeInvalid as exc:
-            _audit("recovery.verify", "failure", user, flow="username", reason=recovery.failure_reason(exc))
+            _audit("recovery.verify", "failure", user, flow="username", reason=exc.reason_code)
             raise
         _audit("recovery.verify", "success", user, flow="username", method="sms")
         flow.remember(proven=True)  # if sending the username fails, 下一步 retries without a new code
@@ -225,7 +225,7 @@ def submit_password_username(username: str) -> Flow:
     try:
         user, key = recovery.find_by_login_name(username)
     except UserError as exc:
-        _audit("recovery.lookup", "failure", None, flow="password", reason=recovery.failure_reason(exc))
+        _audit("recovery.lookup", "failure", None, flow="password", reason=exc.reason_code)
         raise
     flow = PASSWORD_RECOVERY.start()
     flow.complete("username", user_id=user.id if user else None, key=key, username=username.strip())
@@ -249,7 +249,7 @@ def choose_method(flow: Flow, method: str) -> None:
             recovery.questions_for(user, flow.data["key"])
         except recovery.SecurityQuestionsNotSet as exc:
             _audit("recovery.verify", "failure", user, flow="password", method=method,
-                   reason=recovery.failure_reason(exc))
+                   reason=exc.reason_code)
             raise
     later = PASSWORD_RECOVERY.steps[PASSWORD_RECOVERY.steps.index("method"):]
     flow.completed = [step for step in flow.completed if step not in later]
@@ -405,7 +405,7 @@ def submit_phone_change(flow: Flow, bank_code: str, card_number: str, phone: str
     except BankCheckFailed as exc:
         _fail(flow, "phone.change", exc, user, channel="recovery")
     except UserError as exc:  # the platform is unreachable: not the citizen's failure
-        _audit("phone.change", "error", user, channel="recovery", reason=recovery.failure_reason(exc))
+        _audit("phone.change", "error", user, channel="recovery", reason=exc.reason_code)
         raise
     recovery.replace_phone(user, info.phone, channel="recovery")
     # back at its SMS step: a code sent to the old phone no longer counts

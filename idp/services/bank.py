@@ -61,6 +61,10 @@ class BankCheckFailed(UserError):
 
     outcome: BankOutcome
 
+    @property
+    def reason_code(self) -> str:
+        return self.outcome.value  # the bank's own word for it
+
 
 class BankIdentityMismatch(BankCheckFailed):
     outcome = BankOutcome.IDENTITY_MISMATCH

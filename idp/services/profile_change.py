@@ -17,7 +17,7 @@ from . import audit, pii
 from .accounts import decrypted
 from .bank import BankCheck, bank_verifier, raise_for
 from .identity import check_card_number, check_mobile, check_name
-from .recovery import failure_reason, set_phone
+from .recovery import set_phone
 from .registration import check_bank_code
 
 MAX_BANK_CHECKS_PER_DAY = 10  # per account: the bank platform is not a free oracle
@@ -127,7 +127,7 @@ def verify_with_bank(user: User, change: ProfileChange) -> None:
         raise_for(outcome)
     except UserError as exc:
         audit.record("profile.change", "error" if exc.status >= 500 else "failure", actor=user.username,
-                     subject=user.sub, reason=failure_reason(exc), fields=list(change.changed))
+                     subject=user.sub, reason=exc.reason_code, fields=list(change.changed))
         raise
 
 

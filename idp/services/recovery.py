@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from datetime import datetime, timezone
 
 from flask import current_app
@@ -27,7 +26,7 @@ from ..models import User
 from . import audit, passwords, pii
 from .account_security import SECURITY_QUESTIONS, check_security_answers, security_questions
 from .accounts import decrypted, find_by_document, find_by_username
-from .bank import BankCheck, BankCheckFailed, bank_verifier, raise_for
+from .bank import BankCheck, bank_verifier, raise_for
 from .identity import USER_TYPES, check_document, check_name, username_key
 from .sms import SIGNATURE, sms_sender
 
@@ -70,13 +69,6 @@ class RecoveryAccountUnknown(UserError):
     no account, and changing a phone needs one."""
 
     message = "未找到与所填信息一致的账号，请返回核对后重试"
-
-
-def failure_reason(exc: UserError) -> str:
-    """The audit reason code of a failure: the bank outcome, else the error's class in snake case."""
-    if isinstance(exc, BankCheckFailed):
-        return exc.outcome.value
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
 # -- finding the account --------------------------------------------------------------------------

@@ -10,14 +10,13 @@ Every attempt's outcome is audited as ``register`` with a reason code, never per
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 from ..errors import DocumentTaken, InvalidField, PasswordRejected, UserError, UsernameTaken
 from ..models import User
 from . import audit, passwords
 from .accounts import NewAccount, check_new_account, create_account, find_by_document, username_available
-from .bank import BankCheck, BankCheckFailed, bank_verifier, raise_for
+from .bank import BankCheck, bank_verifier, raise_for
 from .banks import BANKS
 from .identity import (
     CardNumber,
@@ -137,14 +136,8 @@ def register_account(
     return user
 
 
-def _reason(exc: UserError) -> str:
-    if isinstance(exc, BankCheckFailed):
-        return exc.outcome.value
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
-
-
 def audit_failure(exc: UserError, actor: str | None, channel: str) -> None:
     """One ``register`` event for a failed attempt: the reason code, never the values."""
     outcome = "error" if exc.status >= 500 else "failure"
-    audit.record("register", outcome, actor=actor, channel=channel, reason=_reason(exc),
+    audit.record("register", outcome, actor=actor, channel=channel, reason=exc.reason_code,
                  **({"field": exc.field} if exc.field else {}))
