@@ -223,15 +223,19 @@ class SmsCode:
         purpose and phone stops working."""
         now = self.clock()
         cooldown = self._cooldown_key(phone)
-        last = redis_store.get(cooldown)
-        if last is not None and now - float(last) < RESEND_AFTER:
-            raise SmsResendTooSoon(max(1, int(RESEND_AFTER - (now - float(last)) + 0.999)))
+        # the resend gate is taken atomically (SET NX): two parallel presses send one code
+        if not redis_store.set(cooldown, str(now), nx=True, ex=RESEND_AFTER):
+            last = float(redis_store.get(cooldown) or now)
+            if now - last < RESEND_AFTER:
+                raise SmsResendTooSoon(max(1, int(RESEND_AFTER - (now - last) + 0.999)))
+            redis_store.set(cooldown, str(now), ex=RESEND_AFTER)  # outlived its window (clock skew)
         daily = self._daily_key(phone)
         pipe = redis_store.pipeline()
         pipe.incr(daily)
         pipe.expire(daily, 2 * 24 * 3600)
         count, _ = pipe.execute()
         if count > int(current_app.config["SMS_DAILY_CAP"]):
+            redis_store.delete(cooldown)  # nothing was sent
             audit.record("sms.sent", "denied", actor=actor, purpose=self.purpose, reason="daily_cap")
             raise SmsDailyCapReached()
         code = "".join(secrets.choice("0123456789") for _ in range(CODE_LENGTH))
@@ -241,7 +245,6 @@ class SmsCode:
         pipe.delete(key)
         pipe.hset(key, mapping=record)
         pipe.expire(key, CODE_TTL + 60)
-        pipe.set(cooldown, str(now), ex=RESEND_AFTER)
         pipe.execute()
         text = f"{SIGNATURE}您的{PURPOSES[self.purpose]}验证码为{code}，{CODE_TTL // 60}分钟内有效。请勿泄露给他人。"
         try:
@@ -260,11 +263,11 @@ class SmsCode:
         before the comparison (so parallel guesses cannot exceed the limit); a right code is
         spent at once."""
         key = self._code_key(phone)
-        if not redis_store.exists(key):
-            raise SmsCodeInvalid()
-        tries = redis_store.hincrby(key, "tries", 1)
-        stored = redis_store.hgetall(key)
-        if b"digest" not in stored:  # expired between the two calls: drop the stray counter
+        pipe = redis_store.pipeline()  # one round trip; MULTI keeps the count and the read together
+        pipe.hincrby(key, "tries", 1)
+        pipe.hgetall(key)
+        tries, stored = pipe.execute()
+        if b"digest" not in stored:  # no code (never sent, expired, spent): drop the stray counter
             redis_store.delete(key)
             raise SmsCodeInvalid()
         if tries > MAX_TRIES:
