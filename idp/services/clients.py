@@ -165,9 +165,10 @@ def parse_jwks(text: str | None) -> dict | None:
 
 
 def normalise_spec(spec: ClientSpec) -> ClientSpec:
-    if not spec.name.strip():
+    spec.name = spec.name.strip()
+    if not spec.name:
         raise InvalidField("请填写应用系统名称", field="name")
-    if len(spec.name.strip()) > 100:
+    if len(spec.name) > 100:
         raise InvalidField("应用系统名称不能超过100个字", field="name")
     if spec.client_id is not None and not CLIENT_ID_RE.match(spec.client_id):
         raise InvalidField("client_id 须为3–64位字母、数字、点、下划线或连字符", field="client_id")
@@ -178,6 +179,7 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
     if spec.client_type not in {t.value for t in ClientType}:
         raise InvalidField("应用类型无效", field="client_type")
     scopes = spec.scope.split()
+    spec.scope = " ".join(scopes)
     unknown = [s for s in scopes if s not in SUPPORTED_SCOPES]
     if unknown:
         raise InvalidField(f"不支持的授权范围：{' '.join(unknown)}", field="scope")
@@ -231,14 +233,14 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         raise InvalidField("client_id 已存在", field="client_id")
     client = Client(
         client_id=client_id,
-        name=spec.name.strip(),
+        name=spec.name,
         description=spec.description,
         client_type=spec.client_type,
         first_party=spec.first_party,
         redirect_uris=spec.redirect_uris,
         post_logout_redirect_uris=spec.post_logout_redirect_uris,
         backchannel_logout_uri=spec.backchannel_logout_uri,
-        scope=" ".join(spec.scope.split()),
+        scope=spec.scope,
         grant_types=spec.grant_types,
         token_endpoint_auth_method=spec.token_endpoint_auth_method,
         jwks=spec.jwks,
@@ -330,8 +332,6 @@ def update_client(client_id: str, spec: ClientSpec, *, actor: Actor = CLI_ACTOR,
     reason = check_reason(reason)
     client = get_client(client_id)
     spec = normalise_spec(replace(spec, client_id=client.client_id))
-    spec.name = spec.name.strip()
-    spec.scope = " ".join(spec.scope.split())
     before = spec_of(client)
     changed = [name for name in _EDITABLE if getattr(before, name) != getattr(spec, name)]
     if not changed:
