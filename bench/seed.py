@@ -15,8 +15,8 @@ import sys
 
 from idp import create_app
 from idp.cli.core import init_database_and_keys
-from idp.services.accounts import NewAccount, create_account
-from idp.services.clients import ClientSpec, create_client
+from idp.services.accounts.records import NewAccount, create_account
+from idp.services.admin.clients import ClientSpec, create_client
 
 
 def main() -> None:

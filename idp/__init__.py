@@ -60,7 +60,7 @@ def register_extensions(app: Flask) -> None:
     from . import models  # noqa: F401  (tables known to Alembic and the session)
     from .extensions import csrf, db, limiter, migrate, redis_store, server_session
     from .oauth import keys
-    from .services import pii
+    from .services.identity import pii
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
         from pathlib import Path

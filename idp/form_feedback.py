@@ -11,7 +11,7 @@ from flask import current_app, jsonify, request
 
 from .errors import PasswordRejected, UserError
 from .flows import FlowExpired, StepNotReached
-from .services.sms import SmsResendTooSoon, SmsSent
+from .services.verification.sms import SmsResendTooSoon, SmsSent
 
 
 def attach_error(form, exc: UserError, aliases: Mapping[str, str] | None = None) -> str | None:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from idp import create_app
 from idp.extensions import db, redis_store
-from idp.services.accounts import NewAccount, create_account
+from idp.services.accounts.records import NewAccount, create_account
 
 from .helpers import login as _login
 

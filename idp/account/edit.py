@@ -10,9 +10,9 @@ from ..errors import UserError
 from ..extensions import limiter
 from ..form_feedback import attach_error, not_sending_sms, run_sms_step, sms_ip_limit
 from ..flows.profile_change import flow_of, form_values, pending_change, send_code, submit_code, submit_details
-from ..services import pii
-from ..services.bank import BankIdentityMismatch
-from ..services.profile import masked_profile
+from ..services.identity import pii
+from ..services.verification.bank import BankIdentityMismatch
+from ..services.accounts.profile import masked_profile
 from .forms import ProfileEditForm, ProfileSmsForm
 from .routes import bp
 

@@ -7,8 +7,8 @@ from wtforms.validators import InputRequired, Length
 from wtforms.widgets import TelInput
 
 from ..auth.forms import CaptchaMixin
-from ..services.account_security import SECURITY_QUESTIONS
-from ..services.banks import BANKS
+from ..services.accounts.security import SECURITY_QUESTIONS
+from ..services.verification.banks import BANKS
 
 
 class PasswordChangeForm(CaptchaMixin, FlaskForm):

@@ -8,10 +8,11 @@ from flask import Blueprint, flash, g, redirect, render_template, url_for
 from ..auth.guards import login_required
 from ..errors import CaptchaInvalid, UserError
 from ..oauth.claims import SCOPE_LABELS
-from ..services import account_security, captcha
-from ..services.authorizations import authorised_systems, revoke_authorisation
-from ..services.profile import masked_profile
-from ..services.sessions import revoke_login, user_logins
+from ..services.accounts import security as account_security
+from ..services.verification import captcha
+from ..services.accounts.authorisations import authorised_systems, revoke_authorisation
+from ..services.accounts.profile import masked_profile
+from ..services.accounts.sessions import revoke_login, user_logins
 from .forms import PasswordChangeForm, RevokeConsentForm, RevokeSessionForm, SecurityQuestionsForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")

@@ -17,8 +17,8 @@ import time
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
 
 from ..auth.resume import resume_after_login
-from ..services import audit
-from ..services.administration import may
+from ..services.audit import events as audit
+from ..services.admin.staff import may
 
 STALE_LOGIN_MESSAGE = "为保障管理操作安全，请重新登录后继续"
 

@@ -13,11 +13,11 @@ from wtforms.validators import InputRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..errors import InvalidField
-from ..services.admin_users import SEARCH_FIELDS
-from ..services.administration import REASON_MAX, ROLES
-from ..services.audit_log import OUTCOMES
+from ..services.admin.users import SEARCH_FIELDS
+from ..services.admin.staff import REASON_MAX, ROLES
+from ..services.audit.log import OUTCOMES
 from ..oauth.claims import SCOPE_LABELS
-from ..services.clients import AUTH_METHOD_LABELS, CLIENT_TYPES, GRANT_LABELS, SUPPORTED_SCOPES, ClientSpec, parse_jwks
+from ..services.admin.clients import AUTH_METHOD_LABELS, CLIENT_TYPES, GRANT_LABELS, SUPPORTED_SCOPES, ClientSpec, parse_jwks
 
 _REASON_KW = {"rows": 2, "maxlength": REASON_MAX, "placeholder": "例如：工单号、申请人所在部门（不要填写证件号、手机号等个人信息）"}
 

@@ -13,8 +13,9 @@ from flask import Blueprint, Response, flash, g, redirect, render_template, requ
 from ..errors import InvalidField, UserError
 from ..extensions import db
 from ..oauth.claims import SCOPE_LABELS
-from ..services import admin_users, audit_log, clients
-from ..services.administration import ROLES, actor_of
+from ..services.admin import users as admin_users, clients
+from ..services.audit import log as audit_log
+from ..services.admin.staff import ROLES, actor_of
 from .access import fail_closed, requires
 from .forms import (
     AuditFilterForm,

@@ -6,7 +6,7 @@ import functools
 
 from flask import g, redirect, request, url_for
 
-from ..services.sessions import current_login
+from ..services.accounts.sessions import current_login
 from .resume import resume_after_login
 
 

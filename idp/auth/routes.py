@@ -6,8 +6,9 @@ from flask import Blueprint, abort, current_app, g, make_response, redirect, ren
 
 from ..errors import CaptchaInvalid, InvalidCredentials
 from ..extensions import limiter
-from ..services import accounts, captcha
-from ..services.sessions import end_login, start_login
+from ..services.accounts import records as accounts
+from ..services.verification import captcha
+from ..services.accounts.sessions import end_login, start_login
 from .forms import LoginForm, LogoutForm
 from .guards import load_user
 from .resume import pop_resume_url

@@ -21,7 +21,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from ..errors import UserError
-from ..services.administration import cli_actor
+from ..services.admin.staff import cli_actor
 from .core import admin_cli, clients_cli, users_cli
 
 audit_cli = AppGroup("audit", help="The audit log: list, export, retention.")
@@ -49,7 +49,7 @@ def _echo_json(value) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def clients_list(search, status, as_json) -> None:
     """List relying systems."""
-    from ..services.clients import client_summary, list_clients
+    from ..services.admin.clients import client_summary, list_clients
 
     rows = list_clients(search, status=status)
     if as_json:
@@ -64,7 +64,7 @@ def clients_list(search, status, as_json) -> None:
 @click.argument("client_id")
 def clients_show(client_id) -> None:
     """Show one relying system's settings (JSON; never a secret)."""
-    from ..services.clients import client_summary, get_client
+    from ..services.admin.clients import client_summary, get_client
 
     try:
         _echo_json(client_summary(get_client(client_id)))
@@ -93,7 +93,7 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
                    no_post_logout_redirect_uris, backchannel_logout_uri, scope, grant_types, auth_method,
                    first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, reason) -> None:
     """Change a relying system's settings; what is not given stays as it is."""
-    from ..services.clients import get_client, parse_jwks, spec_of, update_client
+    from ..services.admin.clients import get_client, parse_jwks, spec_of, update_client
 
     try:
         spec = spec_of(get_client(client_id))
@@ -145,7 +145,7 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
 @_reason
 def clients_disable(client_id, reason) -> None:
     """Stop a relying system: no more logins or tokens; its tokens are revoked now."""
-    from ..services.clients import disable_client
+    from ..services.admin.clients import disable_client
 
     try:
         revoked = disable_client(client_id, actor=cli_actor(), reason=reason)
@@ -159,7 +159,7 @@ def clients_disable(client_id, reason) -> None:
 @_reason
 def clients_enable(client_id, reason) -> None:
     """Let a disabled relying system in again."""
-    from ..services.clients import enable_client
+    from ..services.admin.clients import enable_client
 
     try:
         enable_client(client_id, actor=cli_actor(), reason=reason)
@@ -186,7 +186,7 @@ def _duration(ctx, param, value: str) -> timedelta:
 @_reason
 def clients_rotate_secret(client_id, overlap, reason) -> None:
     """Give a relying system a new secret (printed once)."""
-    from ..services.clients import rotate_client_secret
+    from ..services.admin.clients import rotate_client_secret
 
     try:
         secret = rotate_client_secret(client_id, overlap=overlap, actor=cli_actor(), reason=reason)
@@ -206,7 +206,7 @@ def clients_rotate_secret(client_id, overlap, reason) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def users_search(by, value, as_json) -> None:
     """Find accounts (ID number and phone: exact match through the keyed hash)."""
-    from ..services.admin_users import search_users
+    from ..services.admin.users import search_users
 
     try:
         result = search_users(by.replace("-", "_"), value, actor=cli_actor())
@@ -225,7 +225,7 @@ def users_search(by, value, as_json) -> None:
 @click.argument("user")
 def users_show(user) -> None:
     """One account, masked, with its sessions, authorised systems and recent events (JSON)."""
-    from ..services.admin_users import find_user, user_overview
+    from ..services.admin.users import find_user, user_overview
 
     try:
         overview = user_overview(find_user(user).sub, actor=cli_actor())
@@ -253,7 +253,7 @@ def _user_action(name: str, service_name: str, help_text: str, done: str) -> Non
     @click.argument("user")
     @_reason
     def command(user, reason) -> None:
-        from ..services import admin_users
+        from ..services.admin import users as admin_users
 
         try:
             target = admin_users.find_user(user)
@@ -290,7 +290,7 @@ def admin_list() -> None:
 @_reason
 def admin_grant(user, role, reason) -> None:
     """Give an existing account a role."""
-    from ..services.admin_users import find_user, set_role
+    from ..services.admin.users import find_user, set_role
 
     try:
         set_role(find_user(user).sub, role, actor=cli_actor(), reason=reason)
@@ -304,7 +304,7 @@ def admin_grant(user, role, reason) -> None:
 @_reason
 def admin_revoke(user, reason) -> None:
     """Take an account's role away."""
-    from ..services.admin_users import find_user, set_role
+    from ..services.admin.users import find_user, set_role
 
     try:
         set_role(find_user(user).sub, None, actor=cli_actor(), reason=reason)
@@ -330,7 +330,7 @@ def _filters(fn):
 
 
 def _query(since, until, actor, subject, event, outcome, client_id):
-    from ..services.audit_log import AuditQuery, parse_time
+    from ..services.audit.log import AuditQuery, parse_time
 
     return AuditQuery(since=parse_time(since, "since"), until=parse_time(until, "until", end=True),
                       actor=actor, subject=subject, event=event, outcome=outcome, client_id=client_id)
@@ -342,7 +342,7 @@ def _query(since, until, actor, subject, event, outcome, client_id):
 @click.option("--page", default=1, show_default=True, type=click.IntRange(1))
 def audit_list(limit, page, **filters) -> None:
     """Newest events first."""
-    from ..services.audit_log import BEIJING, find_events
+    from ..services.audit.log import BEIJING, find_events
 
     try:
         result = find_events(_query(**filters), page=page, per_page=limit, actor=cli_actor())
@@ -361,7 +361,7 @@ def audit_list(limit, page, **filters) -> None:
               help="file to write (default: standard output)")
 def audit_export(output, **filters) -> None:
     """CSV of the matching events, oldest first."""
-    from ..services.audit_log import export_csv
+    from ..services.audit.log import export_csv
 
     try:
         lines = export_csv(_query(**filters), actor=cli_actor())
@@ -376,7 +376,7 @@ def audit_export(output, **filters) -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def audit_prune(older_than, yes) -> None:
     """Delete events older than the given age (the retention job; refuses less than 180 days)."""
-    from ..services.audit_log import check_retention, parse_age, prune
+    from ..services.audit.log import check_retention, parse_age, prune
 
     try:
         age = check_retention(parse_age(older_than))

@@ -104,8 +104,8 @@ def keys_list() -> None:
 def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, scope, grant_types,
                 auth_method, public, service, first_party, client_id, as_json) -> None:
     """Register a relying system; prints client_id and the secret (shown once)."""
-    from ..services.administration import cli_actor
-    from ..services.clients import ClientSpec, create_client
+    from ..services.admin.staff import cli_actor
+    from ..services.admin.clients import ClientSpec, create_client
 
     client_type = "public" if public else "service" if service else "confidential"
     spec = ClientSpec(
@@ -154,7 +154,7 @@ def _account_options(fn):
 
 
 def _new_account(username, password, name, id_type, id_number, phone, gender, birthdate, bank_code, card_number):
-    from ..services.accounts import NewAccount
+    from ..services.accounts.records import NewAccount
 
     if password == "-":
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -193,7 +193,7 @@ def users_create(**kwargs) -> None:
 @click.option("--role", type=click.Choice(["admin", "operator", "auditor"]), default="admin", show_default=True)
 def admin_create(username: str, password: str, name: str, role: str) -> None:
     """Create an administrator account (bootstrap the first admin)."""
-    from ..services.accounts import NewAccount, create_account
+    from ..services.accounts.records import NewAccount, create_account
 
     if password == "-":
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)

@@ -95,7 +95,7 @@ def state_path(app: Flask) -> Path:
 
 def demo_password() -> str:
     """A generated password that satisfies the platform's policy (§7)."""
-    from ..services.passwords import password_problems
+    from ..services.identity.passwords import password_problems
 
     alphabet = string.ascii_letters + string.digits
     while True:
@@ -117,7 +117,7 @@ def prepare_demo(exam_base_url: str, state: DemoState) -> DemoSetup:
 
 
 def _exam_spec(exam_base_url: str):
-    from ..services.clients import ClientSpec
+    from ..services.admin.clients import ClientSpec
 
     return ClientSpec(
         name=EXAM_CLIENT_NAME,
@@ -137,9 +137,9 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     its secret is rotated only when the demo no longer knows a working one."""
     from ..extensions import db
     from ..models import Client
-    from ..services.administration import Actor
-    from ..services.client_secrets import verify_client_secret
-    from ..services.clients import create_client, rotate_client_secret, spec_of, update_client
+    from ..services.admin.staff import Actor
+    from ..services.admin.client_secrets import verify_client_secret
+    from ..services.admin.clients import create_client, rotate_client_secret, spec_of, update_client
 
     actor = Actor(username="demo", role="admin")
     wanted = _exam_spec(exam_base_url)
@@ -155,7 +155,7 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     if moved != current:
         update_client(EXAM_CLIENT_ID, moved, actor=actor, reason="idp demo：考生服务系统端口变更")
     if not client.enabled:
-        from ..services.clients import enable_client
+        from ..services.admin.clients import enable_client
 
         enable_client(EXAM_CLIENT_ID, actor=actor, reason="idp demo：启用考生服务系统")
     if not (state.exam_client_secret and verify_client_secret(client, state.exam_client_secret)):
@@ -165,7 +165,7 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
 
 
 def ensure_admin(state: DemoState) -> DemoAccount:
-    from ..services.accounts import NewAccount, create_account, find_by_username
+    from ..services.accounts.records import NewAccount, create_account, find_by_username
 
     if find_by_username(ADMIN_USERNAME) is not None:
         return DemoAccount(ADMIN_USERNAME, state.passwords.get(ADMIN_USERNAME), created=False)
@@ -181,7 +181,7 @@ def ensure_demo_citizen(state: DemoState) -> DemoAccount | None:
     sandbox bank's four-element check, then the account."""
     from ..errors import DocumentTaken
     from ..sandbox import DEMO_CITIZEN
-    from ..services.accounts import find_by_username
+    from ..services.accounts.records import find_by_username
     from ..services.registration import register_account
 
     if find_by_username(CITIZEN_USERNAME) is not None:
@@ -305,7 +305,7 @@ def _print_summary(provider: Flask, exam: Flask, setup: DemoSetup, issuer: str, 
                    bank_url: str | None, fixed_captcha: str | None) -> None:
     from ..sandbox import DEMO_CITIZEN
     from ..sandbox.bank import load_records
-    from ..services.banks import bank_name
+    from ..services.verification.banks import bank_name
 
     echo = click.echo
     rule = "=" * 78

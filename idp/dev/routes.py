@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request
 
-from ..services.identity import PhoneInvalid, check_mobile
-from ..services.sms import OutboxSmsSender
+from ..services.identity.rules import PhoneInvalid, check_mobile
+from ..services.verification.sms import OutboxSmsSender
 
 bp = Blueprint("dev", __name__, url_prefix="/dev")
 

@@ -22,7 +22,7 @@ from flask import session
 
 from ..errors import UserError
 from ..extensions import redis_store
-from ..services import pii
+from ..services.identity import pii
 
 
 class FlowExpired(UserError):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..models import User
-from ..services import audit, profile_change
-from ..services.profile_change import ProfileChange
-from ..services.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsSent
+from ..services.audit import events as audit
+from ..services.accounts import profile_change
+from ..services.accounts.profile_change import ProfileChange
+from ..services.verification.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsSent
 from .base import Flow, FlowDefinition
 from .recovery import CodeMissing
 

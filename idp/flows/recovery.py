@@ -20,12 +20,15 @@ from typing import NoReturn
 
 from ..errors import InvalidField, UserError
 from ..models import User
-from ..services import audit, lockout, pii, recovery
-from ..services.account_security import set_new_password
-from ..services.bank import BankCheckFailed
-from ..services.identity import check_document, check_mobile, username_key
+from ..services.audit import events as audit
+from ..services.accounts import lockout
+from ..services.identity import pii
+from ..services import recovery
+from ..services.accounts.security import set_new_password
+from ..services.verification.bank import BankCheckFailed
+from ..services.identity.rules import check_document, check_mobile, username_key
 from ..services.registration import check_verification_info
-from ..services.sms import (
+from ..services.verification.sms import (
     CODE_TTL,
     MAX_TRIES,
     RESEND_AFTER,

@@ -17,10 +17,11 @@ from typing import Any, NoReturn
 
 from ..errors import InvalidField, UserError
 from ..models import User
-from ..services import passwords, registration
-from ..services.accounts import NewAccount
-from ..services.identity import Identity, check_mobile
-from ..services.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsSent
+from ..services.identity import passwords
+from ..services import registration
+from ..services.accounts.records import NewAccount
+from ..services.identity.rules import Identity, check_mobile
+from ..services.verification.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsSent
 from .base import Flow, FlowDefinition
 
 REGISTRATION = FlowDefinition("register", ("login_info", "identity", "verification", "done"))

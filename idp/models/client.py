@@ -86,7 +86,7 @@ class Client(db.Model, ClientMixin):
         return redirect_uri in self.redirect_uris  # exact match, no prefix or wildcard
 
     def check_client_secret(self, client_secret: str) -> bool:
-        from ..services.client_secrets import verify_client_secret
+        from ..services.admin.client_secrets import verify_client_secret
 
         return verify_client_secret(self, client_secret)
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Client, User
 from .keys import key_store
-from .tokens import is_access_token_revoked
+from ..services.accounts.revocation import is_access_token_revoked
 
 AT_TYP = "at+jwt"
 

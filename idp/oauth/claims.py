@@ -11,7 +11,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core import UserInfo
 
 from ..models import User
-from ..services import pii
+from ..services.identity import pii
 
 SCOPE_LABELS: dict[str, str] = {
     "openid": "识别您的身份（用户标识）",

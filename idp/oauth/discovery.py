@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import current_app
 
-from ..services.clients import SUPPORTED_SCOPES
-from ..services.sessions import ACR_VALUES
+from ..services.admin.clients import SUPPORTED_SCOPES
+from ..services.accounts.sessions import ACR_VALUES
 
 
 def provider_metadata() -> dict:

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Token
-from ..services import audit
-from ..services.sessions import current_login, end_login
+from ..services.audit import events as audit
+from ..services.accounts.sessions import current_login, end_login
 from .access_tokens import issuer, verify_access_token
 from .claims import user_claims
 from .grants import sha256
 from .keys import key_store
-from .tokens import _mark_revoked, revoke_grant
+from ..services.accounts.revocation import _mark_revoked, revoke_grant
 
 ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 

@@ -23,12 +23,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import commit_keeping_loaded, db, redis_store
 from ..models import AuthorizationCode, Token, User
-from ..services import audit
-from ..services.sessions import current_login
+from ..services.audit import events as audit
+from ..services.accounts.sessions import current_login
 from .access_tokens import grant_context, issuer
 from .claims import user_claims
 from .keys import key_store
-from .tokens import revoke_grant
+from ..services.accounts.revocation import revoke_grant
 
 
 def sha256(value: str) -> str:

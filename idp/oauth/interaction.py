@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Client, Consent
-from ..services.sessions import LoginSession
+from ..services.accounts.sessions import LoginSession
 from .keys import key_store
 
 

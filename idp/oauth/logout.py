@@ -18,11 +18,11 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import AuthorizationCode, Client, User
-from ..services import audit
-from ..services.sessions import login_ended
+from ..services.audit import events as audit
+from ..services.accounts.sessions import login_ended
 from .access_tokens import issuer
 from .keys import key_store
-from .tokens import revoke_session_tokens
+from ..services.accounts.revocation import revoke_session_tokens
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from ..auth.resume import resume_after_login
 from ..extensions import csrf, db
 from ..models import Consent
-from ..services import audit
-from ..services.sessions import current_login
+from ..services.audit import events as audit
+from ..services.accounts.sessions import current_login
 from .claims import SCOPE_LABELS
 from .discovery import provider_metadata
 from .interaction import needed_interaction, requested_prompts, resume_url_after_login

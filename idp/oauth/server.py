@@ -15,7 +15,7 @@ from flask import Flask, current_app
 
 from ..extensions import commit_keeping_loaded, csrf, db
 from ..models import Client, Token
-from ..services import audit
+from ..services.audit import events as audit
 from . import logout
 from .access_tokens import JwtBearerTokenValidator, access_token_lifetime, grant_context, issue_access_token, issuer
 from .client_cache import cached_client

@@ -10,8 +10,8 @@ from wtforms.validators import InputRequired, Length
 from wtforms.widgets import TelInput
 
 from ..auth.forms import CaptchaMixin
-from ..services.banks import BANKS
-from ..services.identity import ID_TYPES, USER_TYPES
+from ..services.verification.banks import BANKS
+from ..services.identity.rules import ID_TYPES, USER_TYPES
 
 _ID_NUMBER = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false", "maxlength": 32}
 _PHONE = {"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20}

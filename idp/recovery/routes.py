@@ -40,8 +40,8 @@ from ..flows.recovery import (
     submit_username_identity,
     username_sms_notice,
 )
-from ..services import captcha
-from ..services.sessions import start_login
+from ..services.verification import captcha
+from ..services.accounts.sessions import start_login
 from .forms import (
     AnswersForm,
     IdPhoneForm,

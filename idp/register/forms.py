@@ -10,8 +10,8 @@ from wtforms.validators import InputRequired, Length
 from wtforms.widgets import DateInput, TelInput
 
 from ..auth.forms import CaptchaMixin
-from ..services.banks import BANKS
-from ..services.identity import GENDERS, ID_TYPES
+from ..services.verification.banks import BANKS
+from ..services.identity.rules import GENDERS, ID_TYPES
 
 _USERNAME = {"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false", "maxlength": 20}
 

@@ -28,10 +28,11 @@ from ..flows.registration import (
     submit_login_info,
     submit_verification,
 )
-from ..services import captcha, registration
-from ..services.bank import BankIdentityMismatch
-from ..services.identity import BirthdateInvalid, check_card_number
-from ..services.sessions import start_login
+from ..services.verification import captcha
+from ..services import registration
+from ..services.verification.bank import BankIdentityMismatch
+from ..services.identity.rules import BirthdateInvalid, check_card_number
+from ..services.accounts.sessions import start_login
 from .forms import IdentityForm, LoginInfoForm, VerificationForm
 
 bp = Blueprint("register", __name__, url_prefix="/register")

@@ -32,7 +32,7 @@ class SandboxCitizen:
 
     @classmethod
     def from_record(cls, record: BankRecord) -> SandboxCitizen:
-        from ..services.identity import check_document
+        from ..services.identity.rules import check_document
 
         facts = check_document(record.id_type, record.id_number)
         gender = facts.gender or record.gender
@@ -44,7 +44,7 @@ class SandboxCitizen:
 
     def new_account(self, username: str, password: str):
         """The ``NewAccount`` that registers this citizen (the bank check will match)."""
-        from ..services.accounts import NewAccount
+        from ..services.accounts.records import NewAccount
 
         return NewAccount(
             username=username, password=password, name=self.name, id_type=self.id_type,

@@ -1,4 +1,4 @@
-"""The sandbox bank verification platform: our API contract (``idp.services.bank``) answered from
+"""The sandbox bank verification platform: our API contract (``idp.services.verification.bank``) answered from
 a data file of fictitious bank records.
 
 A plain WSGI app (werkzeug, no Flask): mounted in-process for development, the demo and tests
@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from ..services.bank import (
+from ..services.verification.bank import (
     MAX_CLOCK_SKEW,
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,

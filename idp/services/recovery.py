@@ -23,12 +23,13 @@ from flask import current_app
 from ..errors import InvalidField, UserError
 from ..extensions import db, redis_store
 from ..models import User
-from . import audit, passwords, pii
-from .account_security import SECURITY_QUESTIONS, check_security_answers, security_questions
-from .accounts import decrypted, find_by_document, find_by_username
-from .bank import BankCheck, bank_verifier, raise_for
-from .identity import USER_TYPES, check_document, check_name, username_key
-from .sms import SIGNATURE, sms_sender
+from .audit import events as audit
+from .identity import passwords, pii
+from .accounts.security import SECURITY_QUESTIONS, check_security_answers, security_questions
+from .accounts.records import decrypted, find_by_document, find_by_username
+from .verification.bank import BankCheck, bank_verifier, raise_for
+from .identity.rules import USER_TYPES, check_document, check_name, username_key
+from .verification.sms import SIGNATURE, sms_sender
 
 FAILURE_WINDOW = 24 * 3600
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 
 from ..errors import DocumentTaken, InvalidField, PasswordRejected, UserError, UsernameTaken
 from ..models import User
-from . import audit, passwords
-from .accounts import NewAccount, check_new_account, create_account, find_by_document, username_available
-from .bank import BankCheck, bank_verifier, raise_for
-from .banks import BANKS
-from .identity import (
+from .audit import events as audit
+from .identity import passwords
+from .accounts.records import NewAccount, check_new_account, create_account, find_by_document, username_available
+from .verification.bank import BankCheck, bank_verifier, raise_for
+from .verification.banks import BANKS
+from .identity.rules import (
     CardNumber,
     Identity,
     check_card_number,
@@ -26,7 +27,7 @@ from .identity import (
     check_mobile,
     username_problem,
 )
-from .sms import SmsCode, SmsCodeInvalid
+from .verification.sms import SmsCode, SmsCodeInvalid
 
 
 class PasswordConfirmMismatch(InvalidField):

@@ -45,7 +45,7 @@ def test_change_password_errors(logged_in):
 
 def test_change_password_revokes_tokens(logged_in, user, app):
     from ..oauth.conftest import CodeFlow, RegisteredClient  # noqa: F401
-    from idp.services.clients import ClientSpec, create_client
+    from idp.services.admin.clients import ClientSpec, create_client
 
     with app.app_context():
         client, secret = create_client(ClientSpec(name="rp", redirect_uris=["https://rp.example.test/cb"],
@@ -79,7 +79,7 @@ def test_set_security_questions(app, logged_in, user):
         stored = list(db.session.scalars(db.select(SecurityAnswer).filter_by(user_id=user.id)))
         assert len(stored) == 3
         assert all(s.answer_hash.startswith("$argon2id$") and "李梅" not in s.answer_hash for s in stored)
-        from idp.services.account_security import check_security_answers
+        from idp.services.accounts.security import check_security_answers
 
         from idp.models import User
 
@@ -107,7 +107,7 @@ def test_sessions_page_lists_and_revokes_other_logins(logged_in, signed_in_elsew
 
 def test_authorised_systems_can_be_revoked(app, logged_in, user):
     from ..oauth.conftest import CodeFlow, RegisteredClient
-    from idp.services.clients import ClientSpec, create_client
+    from idp.services.admin.clients import ClientSpec, create_client
 
     with app.app_context():
         client, secret = create_client(ClientSpec(name="第三方服务", redirect_uris=["https://rp.example.test/cb"],

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from idp.extensions import db
 from idp.models import AuditEvent
-from idp.services.accounts import NewAccount, create_account
-from idp.services.clients import ClientSpec, create_client
+from idp.services.accounts.records import NewAccount, create_account
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import csrf_token, login

@@ -10,8 +10,8 @@ import pytest
 
 from idp.extensions import db
 from idp.models import AuditEvent
-from idp.services import audit
-from idp.services.audit_log import BEIJING
+from idp.services.audit import events as audit
+from idp.services.audit.log import BEIJING
 
 from .conftest import audit_events
 
@@ -167,7 +167,7 @@ def test_prune_deletes_only_what_is_older_and_records_it(app, runner):
 
 
 def test_prune_works_in_batches(app, monkeypatch):
-    from idp.services import audit_log
+    from idp.services.audit import log as audit_log
 
     monkeypatch.setattr(audit_log, "PRUNE_BATCH", 3)
     for _ in range(7):

@@ -13,7 +13,7 @@ import pytest
 import requests
 from flask import Flask, request
 
-from idp.services.accounts import NewAccount, create_account
+from idp.services.accounts.records import NewAccount, create_account
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA

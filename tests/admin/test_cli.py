@@ -8,7 +8,7 @@ import json
 
 from idp.extensions import db
 from idp.models import Client, User, UserStatus
-from idp.services.client_secrets import verify_client_secret
+from idp.services.admin.client_secrets import verify_client_secret
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login

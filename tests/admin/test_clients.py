@@ -10,7 +10,7 @@ import pytest
 
 from idp.extensions import db
 from idp.models import Client, Token
-from idp.services.client_secrets import verify_client_secret
+from idp.services.admin.client_secrets import verify_client_secret
 
 from .conftest import audit_events, text_of
 
@@ -208,7 +208,7 @@ def _issue_token(app, client_id: str, scope: str, user_id: int | None = None) ->
 
 
 def _revoked(app, jti: str) -> bool:
-    from idp.oauth.tokens import is_access_token_revoked
+    from idp.services.accounts.revocation import is_access_token_revoked
 
     with app.app_context():
         token = db.session.scalar(db.select(Token).filter_by(jti=jti))
@@ -362,8 +362,8 @@ def test_an_operator_sees_systems_but_cannot_change_them(app, operator, rp):
 
 def test_the_service_itself_refuses_a_client_from_a_role_without_clients_write(app):
     # the console's guard is one wall; the service is the second (a view that forgot cannot act)
-    from idp.services.administration import Actor, PermissionDenied
-    from idp.services.clients import ClientSpec, create_client
+    from idp.services.admin.staff import Actor, PermissionDenied
+    from idp.services.admin.clients import ClientSpec, create_client
 
     with app.app_context():
         for role in ("operator", "auditor", None):

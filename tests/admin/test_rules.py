@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from idp.errors import InvalidField
-from idp.services.administration import PERMISSIONS, ROLES, check_reason, may
-from idp.services.audit_log import _csv_line
+from idp.services.admin.staff import PERMISSIONS, ROLES, check_reason, may
+from idp.services.audit.log import _csv_line
 
 
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=6))

@@ -10,7 +10,7 @@ import pytest
 
 from idp.extensions import db
 from idp.models import Token, User, UserStatus
-from idp.oauth.tokens import is_access_token_revoked
+from idp.services.accounts.revocation import is_access_token_revoked
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login

@@ -21,7 +21,7 @@ def test_login_over_real_http(live_server):
 
 @pytest.mark.browser
 def test_login_in_a_real_browser(live_server):
-    from idp.services.accounts import NewAccount, create_account
+    from idp.services.accounts.records import NewAccount, create_account
 
     with live_server.app.app_context():
         create_account(

@@ -110,7 +110,7 @@ def test_logout_ends_the_session(logged_in):
 
 
 def test_revoked_login_record_ends_session_everywhere(app, logged_in, user):
-    from idp.services.sessions import revoke_all_logins
+    from idp.services.accounts.sessions import revoke_all_logins
 
     with app.test_request_context():
         assert revoke_all_logins(user.id) == 1

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from idp import db_pool
 from idp.extensions import db
 from idp.oauth.client_cache import cached_client
-from idp.services.clients import ClientSpec, create_client
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import TEST_DATABASE_URL
 

@@ -18,8 +18,8 @@ from flask import Flask
 from clients.exam import create_app as create_exam_app
 from clients.exam.extensions import db as exam_db
 from clients.exam.models import create_schema
-from idp.services.accounts import NewAccount, create_account
-from idp.services.clients import ClientSpec, create_client
+from idp.services.accounts.records import NewAccount, create_account
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA, form_fields

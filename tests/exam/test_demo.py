@@ -15,8 +15,8 @@ import requests
 from idp.cli.demo import ADMIN_USERNAME, CITIZEN_USERNAME, EXAM_CLIENT_ID, DemoState, prepare_demo
 from idp.extensions import db
 from idp.models import Client, User
-from idp.services.accounts import authenticate
-from idp.services.client_secrets import verify_client_secret
+from idp.services.accounts.records import authenticate
+from idp.services.admin.client_secrets import verify_client_secret
 
 from ..live import free_port
 from .conftest import Browser

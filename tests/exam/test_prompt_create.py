@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from idp.services.clients import ClientSpec, create_client
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login, query_params

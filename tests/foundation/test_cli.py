@@ -4,7 +4,7 @@ import json
 
 from idp.extensions import db
 from idp.models import Client, User
-from idp.services.client_secrets import verify_client_secret
+from idp.services.admin.client_secrets import verify_client_secret
 
 
 def test_clients_add_prints_the_secret_once_as_json(app, runner):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from idp.extensions import db
 from idp.models import User
-from idp.services import passwords
+from idp.services.identity import passwords
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from idp.services.clients import ClientSpec, create_client
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login, query_params

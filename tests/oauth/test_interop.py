@@ -11,8 +11,8 @@ from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from idp.services.accounts import NewAccount, create_account
-from idp.services.clients import ClientSpec, create_client
+from idp.services.accounts.records import NewAccount, create_account
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA, form_fields

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from idp.extensions import db, redis_store
 from idp.models import AuditEvent, User
 from idp.sandbox import SandboxCitizen
-from idp.services.accounts import NewAccount, create_account
+from idp.services.accounts.records import NewAccount, create_account
 
 from ..conftest import DEFAULT_PASSWORD, clean_external_db, make_app
 from ..helpers import CAPTCHA

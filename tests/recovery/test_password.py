@@ -9,8 +9,8 @@ import re
 
 from idp.extensions import db, redis_store
 from idp.models import SecurityAnswer
-from idp.services import passwords
-from idp.services.clients import ClientSpec, create_client
+from idp.services.identity import passwords
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login, query_params

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from idp.extensions import db, redis_store
 from idp.models import User
-from idp.services import pii
+from idp.services.identity import pii
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.services.sms import SmsCode
+from idp.services.verification.sms import SmsCode
 
 from ..conftest import clean_external_db, make_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from idp.services.clients import ClientSpec, create_client
+from idp.services.admin.clients import ClientSpec, create_client
 
 from ..helpers import query_params
 from ..oauth.conftest import CodeFlow, RegisteredClient, pkce_pair

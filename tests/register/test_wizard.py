@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from idp.extensions import db, redis_store
 from idp.models import AuditEvent, User
-from idp.services import pii
+from idp.services.identity import pii
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import login

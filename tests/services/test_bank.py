@@ -19,9 +19,9 @@ from werkzeug.wrappers import Response
 
 from idp.sandbox import DEMO_CITIZEN
 from idp.sandbox.bank import BankSandbox, load_records
-from idp.services import bank as bank_api
-from idp.services.bank import BankCheck, BankOutcome, BankUnavailable, BankVerifier
-from idp.services.banks import BANKS
+from idp.services.verification import bank as bank_api
+from idp.services.verification.bank import BankCheck, BankOutcome, BankUnavailable, BankVerifier
+from idp.services.verification.banks import BANKS
 
 from ..live import free_port, serve
 

@@ -11,8 +11,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
-from idp.services import identity
-from idp.services.identity import (
+from idp.services.identity import rules as identity
+from idp.services.identity.rules import (
     BirthdateInvalid,
     BirthdateMismatch,
     CardNumberChecksum,

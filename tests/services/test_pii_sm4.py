@@ -14,8 +14,8 @@ from idp.errors import DocumentTaken
 from idp.extensions import db
 from idp.models import User
 from idp.sandbox import DEMO_CITIZEN
-from idp.services import pii
-from idp.services.accounts import find_by_document
+from idp.services.identity import pii
+from idp.services.accounts.records import find_by_document
 from idp.services.registration import register_account
 
 from ..conftest import DEFAULT_PASSWORD, clean_external_db, make_app

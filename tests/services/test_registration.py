@@ -13,10 +13,10 @@ from idp.extensions import db
 from idp.models import AuditEvent, User
 from idp.sandbox import DEMO_CITIZEN
 from idp.sandbox.bank import BankSandbox, load_records
-from idp.services import bank as bank_api
-from idp.services import pii
-from idp.services.bank import BankCardInactive, BankCardNotDebit, BankIdentityMismatch, BankPhoneMismatch
-from idp.services.identity import CardNumberChecksum, IdNumberChecksum
+from idp.services.verification import bank as bank_api
+from idp.services.identity import pii
+from idp.services.verification.bank import BankCardInactive, BankCardNotDebit, BankIdentityMismatch, BankPhoneMismatch
+from idp.services.identity.rules import CardNumberChecksum, IdNumberChecksum
 from idp.services.registration import register_account
 
 from ..conftest import DEFAULT_PASSWORD, TEST_DATABASE_URL, clean_external_db, make_app

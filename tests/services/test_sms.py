@@ -11,8 +11,8 @@ import requests
 
 from idp.extensions import redis_store
 from idp.sandbox.sms import MESSAGES_PATH, SmsGatewaySandbox
-from idp.services import sms
-from idp.services.sms import (
+from idp.services.verification import sms
+from idp.services.verification.sms import (
     HttpSmsSender,
     OutboxSmsSender,
     SmsCode,

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select, update
 
-from ..extensions import db, redis_store
-from ..models import AuthorizationCode, Token
+from ...extensions import db, redis_store
+from ...models import AuthorizationCode, Token
 
 _REVOKED = "revoked-jti:"
 

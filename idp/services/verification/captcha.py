@@ -9,7 +9,7 @@ from io import BytesIO
 from captcha.image import ImageCaptcha
 from flask import current_app
 
-from ..extensions import redis_store
+from ...extensions import redis_store
 
 # no look-alikes (0/O, 1/I/L) so citizens on phones are not failed by the font
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXY3456789"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from ..extensions import redis_store
+from ...extensions import redis_store
 
 _FAILS = "lockout:fails:"
 _UNTIL = "lockout:locked:"

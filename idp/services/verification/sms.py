@@ -28,9 +28,10 @@ from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..errors import UserError
-from ..extensions import redis_store
-from . import audit, pii
+from ...errors import UserError
+from ...extensions import redis_store
+from ..audit import events as audit
+from ..identity import pii
 
 log = logging.getLogger(__name__)
 

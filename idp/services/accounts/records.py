@@ -8,11 +8,13 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import DocumentTaken, InvalidCredentials, InvalidField, PasswordRejected, UsernameTaken
-from ..extensions import commit_keeping_loaded, db
-from ..models import User, UserStatus
-from . import audit, lockout, passwords, pii
-from .identity import ID_TYPES, normalise_name, username_key, username_problem
+from ...errors import DocumentTaken, InvalidCredentials, InvalidField, PasswordRejected, UsernameTaken
+from ...extensions import commit_keeping_loaded, db
+from ...models import User, UserStatus
+from ..audit import events as audit
+from . import lockout
+from ..identity import passwords, pii
+from ..identity.rules import ID_TYPES, normalise_name, username_key, username_problem
 
 
 @dataclass

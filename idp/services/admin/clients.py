@@ -18,12 +18,12 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import func, or_, select
 
-from ..errors import InvalidField, UserError
-from ..extensions import db
-from ..models import Client, Token
-from ..models.client import ClientType
-from . import audit
-from .administration import CLI_ACTOR, Actor, check_reason
+from ...errors import InvalidField, UserError
+from ...extensions import db
+from ...models import Client, Token
+from ...models.client import ClientType
+from ..audit import events as audit
+from .staff import CLI_ACTOR, Actor, check_reason
 from .client_secrets import set_client_secret
 
 SUPPORTED_SCOPES = ("openid", "profile", "phone", "realname", "offline_access")
@@ -346,7 +346,7 @@ def update_client(client_id: str, spec: ClientSpec, *, actor: Actor = CLI_ACTOR,
         client.secret_digest = client.previous_secret_digest = client.previous_secret_expires_at = None
     revoked = 0
     if removed_scopes:
-        from ..oauth.tokens import revoke_tokens
+        from ..accounts.revocation import revoke_tokens
 
         live = db.session.execute(
             select(Token.id, Token.scope).where(Token.client_id == client.client_id, Token.revoked_at.is_(None))
@@ -364,7 +364,7 @@ def update_client(client_id: str, spec: ClientSpec, *, actor: Actor = CLI_ACTOR,
 def disable_client(client_id: str, *, actor: Actor = CLI_ACTOR, reason: str) -> int:
     """Stop a relying system: the OAuth layer refuses a disabled client everywhere (authorize,
     token, introspection), and every token it holds is revoked now.  Returns that count."""
-    from ..oauth.tokens import revoke_tokens
+    from ..accounts.revocation import revoke_tokens
 
     actor.require("clients.write")
     reason = check_reason(reason)

@@ -7,12 +7,14 @@ from datetime import datetime, timezone
 
 from sqlalchemy import delete, select
 
-from ..errors import UserError, PasswordRejected
-from ..extensions import db
-from ..models import SecurityAnswer, User
-from ..oauth.tokens import revoke_user_tokens
-from . import audit, lockout, passwords
-from .identity import username_key
+from ...errors import UserError, PasswordRejected
+from ...extensions import db
+from ...models import SecurityAnswer, User
+from .revocation import revoke_user_tokens
+from ..audit import events as audit
+from . import lockout
+from ..identity import passwords
+from ..identity.rules import username_key
 from .sessions import revoke_all_logins
 
 SECURITY_QUESTIONS: dict[str, str] = {

@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
-from ..errors import InvalidField, UserError
-from ..extensions import db, redis_store
-from ..models import User
-from . import audit, pii
-from .accounts import decrypted
-from .bank import BankCheck, bank_verifier, raise_for
-from .identity import check_card_number, check_mobile, check_name
-from .recovery import set_phone
-from .registration import check_bank_code
+from ...errors import InvalidField, UserError
+from ...extensions import db, redis_store
+from ...models import User
+from ..audit import events as audit
+from ..identity import pii
+from .records import decrypted
+from ..verification.bank import BankCheck, bank_verifier, raise_for
+from ..identity.rules import check_card_number, check_mobile, check_name
+from ..recovery import set_phone
+from ..registration import check_bank_code
 
 MAX_BANK_CHECKS_PER_DAY = 10  # per account: the bank platform is not a free oracle
 

@@ -19,11 +19,11 @@ from typing import Iterator
 from sqlalchemy import delete, func, select
 from sqlalchemy.sql import Select
 
-from ..errors import InvalidField
-from ..extensions import db
-from ..models import AuditEvent
-from . import audit
-from .administration import CLI_ACTOR, Actor
+from ...errors import InvalidField
+from ...extensions import db
+from ...models import AuditEvent
+from . import events as audit
+from ..admin.staff import CLI_ACTOR, Actor
 
 RETENTION_MINIMUM = timedelta(days=180)
 OUTCOMES: dict[str, str] = {"success": "成功", "failure": "失败", "denied": "拒绝", "error": "错误"}

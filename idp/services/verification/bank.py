@@ -34,7 +34,7 @@ from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..errors import UserError
+from ...errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -222,8 +222,8 @@ def bank_verifier() -> BankVerifier:
         if cfg.get("BANK_URL"):
             verifier = BankVerifier(cfg["BANK_URL"], cfg["BANK_SECRET"], float(cfg["BANK_TIMEOUT"]))
         else:
-            from ..sandbox.bank import BankSandbox
-            from ..sandbox.transport import WSGITransport
+            from ...sandbox.bank import BankSandbox
+            from ...sandbox.transport import WSGITransport
 
             session = requests.Session()
             session.mount(IN_PROCESS_URL + "/", WSGITransport(BankSandbox.from_data_file(cfg["BANK_SECRET"])))

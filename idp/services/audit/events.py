@@ -10,10 +10,10 @@ import logging
 
 from flask import has_request_context, request
 
-from ..extensions import db
-from ..metrics import AUDIT_EVENTS
-from ..models import AuditEvent
-from ..models._types import utcnow
+from ...extensions import db
+from ...metrics import AUDIT_EVENTS
+from ...models import AuditEvent
+from ...models._types import utcnow
 
 log = logging.getLogger("idp.audit")
 

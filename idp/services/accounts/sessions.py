@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from blinker import Namespace
 from flask import current_app, g, request, session
 
-from ..extensions import db, redis_store
-from ..models import User
+from ...extensions import db, redis_store
+from ...models import User
 
 signals = Namespace()
 #: sent with (app, user_id=…, sid=…, reason=…) when a login session ends for any reason

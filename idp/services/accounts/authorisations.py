@@ -7,10 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import delete, select
 
-from ..extensions import db
-from ..models import Client, Consent, User
-from ..oauth.tokens import revoke_user_tokens
-from . import audit
+from ...extensions import db
+from ...models import Client, Consent, User
+from .revocation import revoke_user_tokens
+from ..audit import events as audit
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import getpass
 import re
 from dataclasses import dataclass, replace
 
-from ..errors import InvalidField, UserError
+from ...errors import InvalidField, UserError
 
 ROLES: dict[str, str] = {"admin": "系统管理员", "operator": "运营人员", "auditor": "审计员"}
 

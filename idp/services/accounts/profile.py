@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..models import User
-from . import pii
-from .banks import bank_name
-from .identity import GENDERS, ID_TYPES, USER_TYPES
+from ...models import User
+from ..identity import pii
+from ..verification.banks import bank_name
+from ..identity.rules import GENDERS, ID_TYPES, USER_TYPES
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
-from ..models import Client
+from ...models import Client
 
 _SCHEME = "hs256$"
 

@@ -16,16 +16,18 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, or_, select
 
-from ..errors import InvalidField, UserError
-from ..extensions import db
-from ..models import AuditEvent, Token, User, UserStatus
-from ..oauth.tokens import revoke_user_tokens
-from . import audit, lockout, pii
-from .administration import CLI_ACTOR, ROLES, Actor, check_reason
-from .authorizations import AuthorisedSystem, authorised_systems
-from .identity import username_key
-from .profile import MaskedProfile, masked_profile
-from .sessions import revoke_all_logins, user_logins
+from ...errors import InvalidField, UserError
+from ...extensions import db
+from ...models import AuditEvent, Token, User, UserStatus
+from ..accounts.revocation import revoke_user_tokens
+from ..audit import events as audit
+from ..accounts import lockout
+from ..identity import pii
+from .staff import CLI_ACTOR, ROLES, Actor, check_reason
+from ..accounts.authorisations import AuthorisedSystem, authorised_systems
+from ..identity.rules import username_key
+from ..accounts.profile import MaskedProfile, masked_profile
+from ..accounts.sessions import revoke_all_logins, user_logins
 
 SEARCH_FIELDS: dict[str, str] = {
     "username": "用户名",

@@ -19,7 +19,7 @@ from stdnum import luhn, numdb
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
-from ..errors import InvalidField
+from ...errors import InvalidField
 
 USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,19}$")
 

@@ -1,0 +1,1 @@
+"""Administration: staff roles and actors, relying systems and their secrets, user management."""
