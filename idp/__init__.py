@@ -60,6 +60,7 @@ def register_extensions(app: Flask) -> None:
     from . import models  # noqa: F401  (tables known to Alembic and the session)
     from .extensions import csrf, db, limiter, migrate, redis_store, server_session
     from .oauth import keys
+    from .services import limits
     from .services.identity import pii
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
@@ -73,6 +74,7 @@ def register_extensions(app: Flask) -> None:
         check_idle_connections(db.engine)  # instead of pre-ping on every checkout (db_pool.py)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     redis_store.init_app(app)
+    limits.init_app(app)
     app.config.update(
         SESSION_TYPE="redis",
         SESSION_REDIS=app.extensions["idp_redis"],
