@@ -51,7 +51,10 @@ def configure_logging(level: str, fmt: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root.handlers = [handler]
+    handler._idp = True  # type: ignore[attr-defined]
+    # replace our own handler only: others (a test's log capture, an embedding app's) stay
+    root.handlers = [h for h in root.handlers if not getattr(h, "_idp", False)
+                     and type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(level)
     root._idp_configured = (level, fmt)  # type: ignore[attr-defined]
 

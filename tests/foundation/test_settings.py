@@ -102,3 +102,37 @@ def test_json_logs_in_production_format(capsys):
         assert record["message"] == "hello 世界" and record["level"] == "INFO"
     finally:
         configure_logging("INFO", "text")
+
+
+# -- one home for policy ------------------------------------------------------------------------
+def _declared_settings() -> set[str]:
+    from idp.config import BaseConfig
+
+    return {name for name in dir(BaseConfig) if name.isupper() and name != "ENV_NAME"}
+
+
+def test_the_readme_lists_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert sorted(n for n in _declared_settings() if f"IDP_{n}" not in readme) == []
+
+
+def test_the_code_reads_only_declared_settings():
+    """A setting read but not declared in idp/config.py cannot be set by IDP_* and hides a literal."""
+    import re
+    from pathlib import Path
+
+    flask_and_extensions = {
+        "TESTING", "DEBUG", "SECRET_KEY", "SERVER_NAME", "SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE",
+        "SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS", "PERMANENT_SESSION_LIFETIME",
+        "WTF_CSRF_ENABLED", "PREFERRED_URL_SCHEME",
+    }
+    root = Path(__file__).resolve().parents[2] / "idp"
+    read = set()
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        read |= set(re.findall(r"config\[\"([A-Z][A-Z0-9_]+)\"\]", text))
+        read |= set(re.findall(r"config\.get\(\"([A-Z][A-Z0-9_]+)\"", text))
+        read |= set(re.findall(r"cfg\[\"([A-Z][A-Z0-9_]+)\"\]", text))
+    assert sorted(read - _declared_settings() - flask_and_extensions) == []
