@@ -21,6 +21,7 @@ def create_app(config: BaseConfig | str | None = None, **overrides: Any) -> Flas
     register_extensions(app)
     register_blueprints(app)
     register_security(app)
+    register_template_globals(app)
     register_commands(app)
     from .errors import register_error_handlers
 
@@ -121,6 +122,13 @@ def register_blueprints(app: Flask) -> None:
     from .oauth import server as oauth_server
 
     oauth_server.init_app(app)
+
+
+def register_template_globals(app: Flask) -> None:
+    """Rules the pages state, read from the settings (a form never states a number of its own)."""
+    from .services.identity.passwords import password_hint
+
+    app.jinja_env.globals.update(password_hint=password_hint)
 
 
 def register_security(app: Flask) -> None:

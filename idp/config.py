@@ -61,7 +61,9 @@ class BaseConfig:
     CAPTCHA_TTL = 300
     CAPTCHA_FIXED = ""  # pins every captcha answer (tests, demo); production refuses it
 
-    # -- password hashing (OWASP argon2id: m=19 MiB, t=2, p=1) ----------------------------------
+    # -- passwords: policy lengths, and hashing (OWASP argon2id: m=19 MiB, t=2, p=1) --------------
+    PASSWORD_MIN_LENGTH = 8
+    PASSWORD_MAX_LENGTH = 32
     ARGON2_MEMORY_KIB = 19 * 1024
     ARGON2_TIME_COST = 2
     ARGON2_PARALLELISM = 1

@@ -1,4 +1,4 @@
-"""Password hashing (argon2id, OWASP parameters) and the password policy of SPEC §7."""
+"""Password hashing (argon2id, OWASP parameters) and the password policy (lengths from the settings)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from importlib import resources
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
-
-MIN_LENGTH = 8
-MAX_LENGTH = 32
-
 
 def hasher() -> PasswordHasher:
     cfg = current_app.config
@@ -66,8 +62,9 @@ def common_passwords() -> frozenset[str]:
 def password_problems(password: str, username: str = "") -> list[str]:
     """Every rule the password breaks, in the words shown to the user (empty list: acceptable)."""
     problems: list[str] = []
-    if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
-        problems.append(f"密码长度须为{MIN_LENGTH}–{MAX_LENGTH}位")
+    low, high = _lengths()
+    if not low <= len(password) <= high:
+        problems.append(f"密码长度须为{low}–{high}位")
     classes = sum(
         [
             any(c.isupper() and c.isascii() for c in password),
@@ -83,3 +80,14 @@ def password_problems(password: str, username: str = "") -> list[str]:
     if password.lower() in common_passwords():
         problems.append("密码过于常见，请更换")
     return problems
+
+
+def _lengths() -> tuple[int, int]:
+    cfg = current_app.config
+    return cfg["PASSWORD_MIN_LENGTH"], cfg["PASSWORD_MAX_LENGTH"]
+
+
+def password_hint() -> str:
+    """The rule as the forms state it beside the password field."""
+    low, high = _lengths()
+    return f"{low}–{high}位，至少包含大写字母、小写字母、数字、符号中的三种，不能包含用户名"
