@@ -44,7 +44,7 @@ CAPTCHA = "BENCH"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MAX_DURATION = 30.0
 
-# targets of issue #5, per core of this machine
+# the speed targets, per core of this machine
 TARGETS = {
     "flow_per_core": 25.0,
     "token_per_core": 500.0,

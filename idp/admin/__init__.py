@@ -1,1 +1,1 @@
-"""The administration console (SPEC §8): relying systems, users, the audit log."""
+"""The administration console: relying systems, users, the audit log."""

@@ -1,4 +1,4 @@
-"""Registering a citizen (SPEC §2): the one service behind the web wizard and ``idp users create``.
+"""Registering a citizen: the one service behind the web wizard and ``idp users create``.
 
 ``register_account`` runs the identity rules, the uniqueness checks, then the bank four-element
 check, and only on a match creates the account in one transaction (``accounts.create_account``,

@@ -1,4 +1,4 @@
-"""What the optimisations of issue #5 (bench/) rely on: the per-process client cache and the
+"""What the hot-path optimisations measured by bench/ rely on: the per-process client cache and the
 idle-connection check that replaced pre-ping."""
 
 from __future__ import annotations

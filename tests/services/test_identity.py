@@ -29,7 +29,7 @@ from idp.services.identity.rules import (
     PhoneInvalid,
 )
 
-# -- GB 11643 from the standard (SPEC §2), independent of python-stdnum -------------------------------
+# -- GB 11643 from the standard, independent of python-stdnum -------------------------------
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK = "10X98765432"
 

@@ -1,4 +1,4 @@
-"""What a user's own data looks like on screen: masked everywhere (SPEC §7)."""
+"""What a user's own data looks like on screen: masked everywhere."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""安全中心: changing the password and the security questions (密保问题), SPEC §3."""
+"""安全中心: changing the password and the security questions (密保问题)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def _check_current(user: User, current: str) -> None:
 
 
 def change_password(user: User, current: str, new: str, confirm: str, *, reason: str = "changed") -> None:
-    """Verify, change, then end every session and token of the user (SPEC §3): the user is
+    """Verify, change, then end every session and token of the user: the user is
     logged out everywhere and relying systems with back-channel logout are told."""
     _check_current(user, current)
     set_new_password(user, new, confirm, event="password.changed")

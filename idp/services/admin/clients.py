@@ -1,5 +1,5 @@
 """Relying systems (应用系统): validation, creation, editing, disabling and secret rotation,
-shared by the CLI and the admin console (SPEC §8).
+shared by the CLI and the admin console.
 
 Every change is checked whole first (``normalise_spec``) and then written in one transaction
 with its audit event.  A secret is returned once and only its keyed digest is stored.

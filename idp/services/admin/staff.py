@@ -1,4 +1,4 @@
-"""Who may do what in the administration console, and the reason every action carries (SPEC §8).
+"""Who may do what in the administration console, and the reason every action carries.
 
 Roles are fixed and few: ``admin`` (everything), ``operator`` (users; relying systems read-only)
 and ``auditor`` (the audit log only).  A role grants permissions; the web console checks a

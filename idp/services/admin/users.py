@@ -1,4 +1,4 @@
-"""用户综合管理: finding an account, looking at it (masked), and acting on it (SPEC §8).
+"""用户综合管理: finding an account, looking at it (masked), and acting on it.
 
 Search by ID number or phone goes through the keyed hash (``pii.lookup_hash``): exact match only,
 and nothing is decrypted to search.  Every action takes a reason, checks the transition first,

@@ -50,7 +50,7 @@ def record_in_transaction(
 ) -> None:
     """The same event, written at once with a plain INSERT inside the caller's open transaction
     (committed or rolled back with it).  For the hot paths — one event per token issued — where
-    an ORM object and its flush cost more than the rest of the audit work (issue #5)."""
+    an ORM object and its flush cost more than the rest of the audit work."""
     fields = _fields(event, outcome, actor, subject, client_id, details)
     fields["at"] = utcnow()
     db.session.connection().execute(AuditEvent.__table__.insert(), fields)

@@ -1,4 +1,4 @@
-"""审计日志 for auditors: filtering, CSV export and the retention job (SPEC §7, §8).
+"""审计日志 for auditors: filtering, CSV export and the retention job.
 
 Events are kept at least 180 days; ``prune`` refuses anything shorter.  The export streams rows
 (server-side cursor) so a year of events does not sit in memory, and neutralises cells a

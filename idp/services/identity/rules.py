@@ -1,5 +1,5 @@
 """Identity rules: usernames, names, document types and numbers, birth date and gender, mobile
-phones and bank card numbers (SPEC §2).  Pure functions, no database: the registration wizard,
+phones and bank card numbers.  Pure functions, no database: the registration wizard,
 ``idp users create``, recovery and profile changes all call these.
 
 Built on well-kept libraries where they exist: python-stdnum for the resident ID number
@@ -286,7 +286,7 @@ class Identity:
 def check_identity(
     name: str, id_type: str, id_number: str, gender: str | None, birthdate: date | None
 ) -> Identity:
-    """Every identity rule of SPEC §2.  A birth date or gender left empty is taken from the
+    """Every identity rule of a registration.  A birth date or gender left empty is taken from the
     document number where it carries one (the page prefills them; this covers a browser
     without JavaScript); one that was given must agree with the number."""
     clean_name = check_name(name, id_type)

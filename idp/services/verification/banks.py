@@ -1,5 +1,5 @@
 """The 12 banks whose debit cards (and Shenzhen financial social-security cards) can verify a
-citizen (SPEC §2).  Codes are ours and are what the bank verification API carries."""
+citizen.  Codes are ours and are what the bank verification API carries."""
 
 from __future__ import annotations
 
