@@ -58,7 +58,10 @@ def serve_command(host: str, port: int) -> None:
         app.config["ISSUER"] = f"http://{host}:{port}"
     init_database_and_keys()
     click.echo(f"HRSS Unified Identity at {app.config['ISSUER']}/  (Ctrl+C to stop)")
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    # werkzeug's server itself: Flask ignores app.run() inside its own CLI and would return at once
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
 # -- keys -----------------------------------------------------------------------------------------
