@@ -39,3 +39,50 @@ def check_idle_connections(engine: Engine) -> None:
             dbapi_connection.rollback()  # the ping opened a transaction; start clean
         except Exception as error:  # noqa: BLE001  (any failure means: do not use this one)
             raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
+
+
+# -- a database that stops answering ---------------------------------------------------------------
+# statement_timeout is enforced by the server, so a server that is frozen (a stopped process, a
+# proxy or network path that swallows packets without a reset) never sends its cancel, and TCP
+# keepalives and tcp_user_timeout do not fire while the peer's kernel still acknowledges.  The
+# only deadline that always holds is the client's own: psycopg waits for every answer through
+# ``Connection.wait``, so a subclass gives each wait a deadline and closes a connection that
+# missed it (its state is unknown), which SQLAlchemy then sees as a disconnect and discards.
+CLIENT_MARGIN = 1.0  # seconds after statement_timeout: a live server cancels first, cleanly
+
+
+def postgres_connect_args(config) -> dict:
+    """libpq parameters for a server that hangs or a network path that dies (see the settings)."""
+    return {
+        "connect_timeout": max(2, int(config.DATABASE_CONNECT_TIMEOUT)),
+        "options": f"-c statement_timeout={int(float(config.DATABASE_STATEMENT_TIMEOUT) * 1000)}",
+        "keepalives": 1,
+        "keepalives_idle": int(config.DATABASE_KEEPALIVES_IDLE),
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(float(config.DATABASE_TCP_USER_TIMEOUT) * 1000),
+    }
+
+
+def give_up_on_silent_server(engine: Engine, statement_timeout: float) -> None:
+    """Every wait for the database ends ``statement_timeout + CLIENT_MARGIN`` seconds at most."""
+    if engine.dialect.driver != "psycopg":
+        return
+    import psycopg
+    from psycopg import errors as pg_errors
+
+    deadline = float(statement_timeout) + CLIENT_MARGIN
+
+    class DeadlineConnection(psycopg.Connection):
+        def wait(self, gen, interval=0.1, timeout=None):  # type: ignore[override]
+            try:
+                return super().wait(gen, interval=interval, timeout=timeout or deadline)
+            except pg_errors._WaitTimeout:
+                self.pgconn.finish()  # mid-protocol: never reuse it
+                raise psycopg.OperationalError(
+                    f"the database did not answer within {deadline:.1f} s; connection closed"
+                ) from None
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect, _record, cargs, cparams):
+        return DeadlineConnection.connect(*cargs, **cparams)
