@@ -10,6 +10,7 @@ it and hand out a fresh one, exactly as pre-ping does.
 
 from __future__ import annotations
 
+import select
 import time
 
 from sqlalchemy import event, exc
@@ -30,8 +31,10 @@ def check_idle_connections(engine: Engine) -> None:
     @event.listens_for(engine.pool, "checkout")
     def _checked_out(dbapi_connection, record, _proxy) -> None:
         last = record.info.get(_LAST_USED)
-        if last is None or time.monotonic() - last < IDLE_SECONDS:
-            return  # new, or in steady use
+        if last is None:
+            return  # new
+        if time.monotonic() - last < IDLE_SECONDS and not _has_unread_input(dbapi_connection):
+            return  # in steady use, and the server said nothing since
         try:
             cursor = dbapi_connection.cursor()
             cursor.execute("SELECT 1")
@@ -39,6 +42,22 @@ def check_idle_connections(engine: Engine) -> None:
             dbapi_connection.rollback()  # the ping opened a transaction; start clean
         except Exception as error:  # noqa: BLE001  (any failure means: do not use this one)
             raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
+
+
+def _has_unread_input(dbapi_connection) -> bool:
+    """Whether the server sent something to a connection resting in the pool.
+
+    An idle connection receives nothing, except when its server goes away: a restart or a
+    terminated backend sends an error and closes the socket, a dropped proxy closes it.  A
+    zero-timeout poll on the socket (about a microsecond, no round trip) tells, so after a short
+    database bounce the first request of each pooled connection does not fail on it."""
+    try:
+        fd = dbapi_connection.pgconn.socket
+    except Exception:  # noqa: BLE001 - closed already, or not psycopg: let the ping decide
+        return True
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
 
 
 # -- a database that stops answering ---------------------------------------------------------------
