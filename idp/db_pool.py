@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import select
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
@@ -94,6 +96,8 @@ def give_up_on_silent_server(engine: Engine, statement_timeout: float) -> None:
 
     class DeadlineConnection(psycopg.Connection):
         def wait(self, gen, interval=0.1, timeout=None):  # type: ignore[override]
+            if _LONG_STATEMENTS.get():
+                return super().wait(gen, interval=interval, timeout=timeout)
             try:
                 return super().wait(gen, interval=interval, timeout=timeout or deadline)
             except pg_errors._WaitTimeout:
@@ -105,3 +109,30 @@ def give_up_on_silent_server(engine: Engine, statement_timeout: float) -> None:
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect, _record, cargs, cparams):
         return DeadlineConnection.connect(*cargs, **cparams)
+
+    @event.listens_for(engine.pool, "checkout")
+    def _lift_statement_timeout(dbapi_connection, record, _proxy) -> None:
+        if _LONG_STATEMENTS.get():
+            dbapi_connection.execute("SET statement_timeout = 0")
+            dbapi_connection.commit()
+            record.info["statement_timeout_lifted"] = True
+
+    @event.listens_for(engine.pool, "checkin")
+    def _restore_statement_timeout(dbapi_connection, record) -> None:
+        if record.info.pop("statement_timeout_lifted", False) and dbapi_connection is not None:
+            dbapi_connection.execute("RESET statement_timeout")  # back to the -c option of connect
+            dbapi_connection.commit()
+
+
+_LONG_STATEMENTS: ContextVar[bool] = ContextVar("idp_long_statements", default=False)
+
+
+@contextmanager
+def long_statements():
+    """For migrations (an index on a large table takes minutes): no statement timeout, server-
+    or client-side, for connections checked out inside this block."""
+    token = _LONG_STATEMENTS.set(True)
+    try:
+        yield
+    finally:
+        _LONG_STATEMENTS.reset(token)

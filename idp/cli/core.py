@@ -30,9 +30,11 @@ def register(app: Flask) -> None:
 def init_database_and_keys() -> None:
     from flask_migrate import upgrade
 
+    from ..db_pool import long_statements
     from ..oauth.keys import key_store
 
-    upgrade(revision="heads")
+    with long_statements():  # a migration may rightly run for minutes
+        upgrade(revision="heads")
     key_store().ensure(current_app.config["SIGNING_ALG"])
 
 
