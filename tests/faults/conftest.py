@@ -139,6 +139,13 @@ class TcpProxy:
 
 
 # -- the servers -------------------------------------------------------------------------------------
+def _missing(reason: str):
+    """Skip where a server is missing (a laptop); fail in CI, where .ci/run provides them."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def _postgres_base():
     url = os.environ.get("IDP_TEST_DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
     return make_url(url)
@@ -164,7 +171,7 @@ def postgres_url() -> Iterator[str]:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001 - no server: the suite cannot run here
         admin.dispose()
-        pytest.skip(f"no PostgreSQL reachable at {base.host}:{base.port or 5432} ({type(exc).__name__})")
+        _missing(f"no PostgreSQL reachable at {base.host}:{base.port or 5432} ({type(exc).__name__})")
     admin.dispose()
     url = base.set(database=name).render_as_string(hide_password=False)
     app = create_app("testing", DATABASE_URL=url, REDIS_URL="", KEYS_DIR="/nonexistent")
@@ -190,7 +197,7 @@ def database(postgres_url):
 def start_redis(tmp: Path, *args: str, port: int | None = None) -> tuple[subprocess.Popen, int]:
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        _missing("redis-server is not installed (apt-get install redis-server redis-sentinel)")
     port = port or free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
