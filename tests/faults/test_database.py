@@ -41,7 +41,7 @@ def test_database_killed_answers_503_fast_and_liveness_stays(fault_app, pg_proxy
     ready = fault_app.test_client().get("/readyz")
     assert ready.status_code == 503 and ready.get_json()["checks"]["database"] == "OperationalError"
     print(f"\nPostgreSQL killed: page {page.seconds:.2f}s, API {api.seconds:.2f}s, /healthz {probe.seconds:.3f}s")
-    assert page.seconds < 1.0 and api.seconds < 1.0 and probe.seconds < 0.2
+    assert page.seconds < 1.5 and api.seconds < 1.5 and probe.seconds < 0.5
 
     pg_proxy.revive()
     assert browser.get("/account/").status_code == 200  # the session survived in Redis
@@ -73,7 +73,7 @@ def test_database_frozen_answers_503_within_the_deadline_and_liveness_stays(keys
             with Timer() as probe:
                 health = requests.get(f"{url}/healthz", timeout=5)
             results = [f.result() for f in futures]
-        assert health.status_code == 200 and probe.seconds < 0.5
+        assert health.status_code == 200 and probe.seconds < 1.0
         statuses = {(a, b) for a, b, _ in results}
         assert statuses == {(200, 503)}, results  # discovery needs no database; the token endpoint does
         slowest = max(t for _, _, t in results)
@@ -82,7 +82,7 @@ def test_database_frozen_answers_503_within_the_deadline_and_liveness_stays(keys
         assert slowest < 6.0
         with Timer() as ready_probe:
             ready = requests.get(f"{url}/readyz", timeout=10)
-        assert ready.status_code == 503 and ready_probe.seconds < 1.6
+        assert ready.status_code == 503 and ready_probe.seconds < 2.5
 
         pg_proxy.kill()  # drop the frozen connections, then the database is back
         pg_proxy.revive()
