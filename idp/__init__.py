@@ -62,7 +62,7 @@ def configure_logging(level: str, fmt: str) -> None:
 
 def register_extensions(app: Flask) -> None:
     from . import models  # noqa: F401  (tables known to Alembic and the session)
-    from .extensions import csrf, db, limiter, migrate, redis_store, server_session
+    from .extensions import csrf, db, guard_session_store, limiter, migrate, redis_store, server_session
     from .oauth import keys
     from .services import limits
     from .services.identity import pii
@@ -73,9 +73,10 @@ def register_extensions(app: Flask) -> None:
         Path(app.config["DATABASE_URL"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     db.init_app(app)
     with app.app_context():
-        from .db_pool import check_idle_connections
+        from .db_pool import check_idle_connections, give_up_on_silent_server
 
         check_idle_connections(db.engine)  # instead of pre-ping on every checkout (db_pool.py)
+        give_up_on_silent_server(db.engine, app.config["DATABASE_STATEMENT_TIMEOUT"])
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     redis_store.init_app(app)
     limits.init_app(app)
@@ -88,6 +89,7 @@ def register_extensions(app: Flask) -> None:
     )
     _ensure_secret_key(app)
     server_session.init_app(app)
+    guard_session_store(app)  # before any other before_request: the first to need the session
     csrf.init_app(app)
     limiter.init_app(app)
     pii.init_app(app)

@@ -26,6 +26,16 @@ class BaseConfig:
     REDIS_URL = ""  # empty: an in-process fakeredis server (one process only)
     KEYS_DIR = str(PROJECT_ROOT / "keys")
 
+    # -- storage under faults (seconds): a hung server must cost a request seconds, not minutes --
+    DATABASE_CONNECT_TIMEOUT = 3  # libpq connect_timeout, per host of a multi-host URL (min 2)
+    DATABASE_STATEMENT_TIMEOUT = 5.0  # server-side statement_timeout; the client gives up 1 s later
+    DATABASE_POOL_TIMEOUT = 3.0  # waiting for a free pooled connection
+    DATABASE_TCP_USER_TIMEOUT = 5.0  # unacknowledged data on the socket (a dead network path)
+    DATABASE_KEEPALIVES_IDLE = 30  # TCP keepalive probes on idle connections (idle, then every 10 s)
+    REDIS_SOCKET_TIMEOUT = 1.0  # a command without an answer (a frozen Redis) fails after this
+    REDIS_CONNECT_TIMEOUT = 1.0
+    READY_TIMEOUT = 1.0  # /readyz: each dependency's check
+
     # -- identity of the provider -------------------------------------------------------------
     ISSUER = "http://127.0.0.1:5000"
     SECRET_KEY = ""
@@ -102,7 +112,7 @@ class BaseConfig:
         values = {name: getattr(self, name) for name in dir(self) if name.isupper()}
         values.update(
             SQLALCHEMY_DATABASE_URI=self.DATABASE_URL,
-            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(self.DATABASE_URL),
+            SQLALCHEMY_ENGINE_OPTIONS=_engine_options(self),
             SESSION_COOKIE_SECURE=self.SECURE_COOKIES,
             SESSION_COOKIE_HTTPONLY=True,
             SESSION_COOKIE_SAMESITE="Lax",
@@ -203,7 +213,8 @@ def _coerce(raw: str, default: Any, name: str) -> Any:
     return raw
 
 
-def _engine_options(url: str) -> dict[str, Any]:
+def _engine_options(config: BaseConfig) -> dict[str, Any]:
+    url = config.DATABASE_URL
     if url.startswith("sqlite"):
         # one in-memory database shared by every connection of the process (tests)
         if url in ("sqlite://", "sqlite:///:memory:"):
@@ -211,5 +222,14 @@ def _engine_options(url: str) -> dict[str, Any]:
 
             return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
         return {"connect_args": {"check_same_thread": False, "timeout": 15}}
-    # no pre-ping on every checkout: idp/db_pool.py pings only connections that sat idle
-    return {"pool_pre_ping": False, "pool_size": 10, "max_overflow": 10}
+    options: dict[str, Any] = {
+        # no pre-ping on every checkout: idp/db_pool.py pings only connections that sat idle
+        "pool_pre_ping": False, "pool_size": 10, "max_overflow": 10,
+        "pool_timeout": float(config.DATABASE_POOL_TIMEOUT),
+    }
+    if url.startswith("postgresql"):
+        from .db_pool import postgres_connect_args
+
+        options["connect_args"] = postgres_connect_args(config)
+    return options
+

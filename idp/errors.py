@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import re
 
+import redis.exceptions as redis_errors
+import sqlalchemy.exc as sa_errors
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from flask import Flask, jsonify, redirect, render_template, request
+from flask import Flask, g, jsonify, make_response, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -101,6 +103,55 @@ def describe(error: OAuth2Error) -> str:
     return _DESCRIPTIONS.get(error.error) or error.description or error.error
 
 
+# -- a store that is down or does not answer ----------------------------------------------------------
+# Redis (sessions, flows, codes, limits) or the database refused, timed out or dropped the
+# connection.  Nothing the citizen did is wrong and trying again later will work: 503 with the
+# platform's own page, or ``temporarily_unavailable`` (RFC 6749's code for it) to an API client.
+OUTAGES: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,  # refused, reset, no primary known to the sentinels
+    redis_errors.TimeoutError,  # frozen: no answer within IDP_REDIS_SOCKET_TIMEOUT
+    redis_errors.ReadOnlyError,  # a primary demoted by a fail-over, until the client reconnects
+    sa_errors.OperationalError,  # refused, dropped, statement timeout, no answer (db_pool.py)
+    sa_errors.TimeoutError,  # no free pooled connection within IDP_DATABASE_POOL_TIMEOUT
+)
+UNAVAILABLE_MESSAGE = "系统繁忙，请稍后再试"
+RETRY_AFTER_SECONDS = 5
+
+
+def is_outage(exc: BaseException | None) -> bool:
+    return isinstance(exc, OUTAGES) or (
+        isinstance(exc, sa_errors.DBAPIError) and bool(exc.connection_invalidated)
+    )
+
+
+def outage_response(exc: BaseException):
+    """The 503 answer.  Renders without the session (it may be what failed): no session load or
+    save, no flashed messages, no CSRF token.  A view that has already done something the user must
+    hear about (an account created) puts its own page in ``g.outage_page``."""
+    log.warning("store unavailable on %s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
+    g.store_unavailable = True  # extensions.SessionStoreGuard then leaves the session alone
+    page = g.pop("outage_page", None)
+    if page is not None and not wants_json():
+        try:
+            answer = page()
+        except Exception:  # noqa: BLE001 - the store that failed may be the one it needs
+            log.warning("outage page of %s failed; answering the plain 503", request.path, exc_info=True)
+            answer = None
+        if answer is not None:
+            return answer
+    if wants_json():
+        response = jsonify(error="temporarily_unavailable", error_description=UNAVAILABLE_MESSAGE)
+        response.status_code = 503
+    else:
+        response = make_response(render_template(
+            "error.html", title="系统繁忙", message=UNAVAILABLE_MESSAGE + "。", code="temporarily_unavailable",
+            sessionless=True,
+        ), 503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 API_PREFIXES = ("/oauth/token", "/oauth/userinfo", "/oauth/revoke", "/oauth/introspect", "/api/", "/.well-known/", "/jwks")
 
 
@@ -117,7 +168,8 @@ def _error_page(status: int, title: str, message: str, code: str | None = None):
     if wants_json():
         body = {"error": code or title, "error_description": message}
         return jsonify(body), status
-    return render_template("error.html", title=title, message=message, code=code), status
+    # a server error may come from the session store itself: render without it
+    return render_template("error.html", title=title, message=message, code=code, sessionless=status >= 500), status
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -137,8 +189,14 @@ def register_error_handlers(app: Flask) -> None:
     def user_error(exc: UserError):
         return _error_page(exc.status, "操作失败", exc.message, type(exc).__name__)
 
+    for outage in OUTAGES:
+        app.register_error_handler(outage, outage_response)
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        original = getattr(exc, "original_exception", None)
+        if is_outage(original):  # raised outside a view: opening or saving the session
+            return outage_response(original)
         messages = {
             403: "您没有权限访问该页面。",
             404: "您访问的页面不存在。",
@@ -153,5 +211,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        if is_outage(exc):
+            return outage_response(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error_page(500, "系统繁忙", "系统繁忙，请稍后再试。", "server_error")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 import fakeredis
 import redis as redis_lib
-from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel
+from flask import Flask, current_app, g, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
@@ -52,6 +57,72 @@ def commit_keeping_loaded() -> None:
         session.expire_on_commit = True
 
 
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+@dataclass(frozen=True)
+class SentinelAddress:
+    """``redis+sentinel://[:password@]host:port[,host:port…]/service[/db]``: where the sentinels
+    listen and the name of the monitored primary (``SENTINEL MONITOR <service> …``)."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int = 0
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelAddress:
+        rest = url.removeprefix(SENTINEL_SCHEME + "://")
+        netloc, _, path = rest.partition("/")
+        password = None
+        if "@" in netloc:
+            auth, _, netloc = netloc.rpartition("@")
+            password = unquote(auth.partition(":")[2] or auth) or None
+        sentinels = []
+        for location in filter(None, netloc.split(",")):
+            host, _, port = location.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"IDP_REDIS_URL: {location!r} is not host:port")
+            sentinels.append((host.strip("[]"), int(port)))
+        parts = [p for p in path.split("/") if p]
+        if not sentinels or not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+            raise ValueError(
+                "IDP_REDIS_URL: a Sentinel address reads "
+                "redis+sentinel://host:26379,host2:26379/<service>[/<db>]"
+            )
+        return cls(tuple(sentinels), parts[0], int(parts[1]) if len(parts) == 2 else 0, password)
+
+    def limiter_uri(self) -> str:
+        """The form the ``limits`` package reads (service only; the db goes in its options)."""
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+        return f"{SENTINEL_SCHEME}://{auth}{hosts}/{self.service}"
+
+
+def redis_retry() -> Retry:
+    """One immediate retry on a broken connection (a restarted server, a fail-over to a new
+    primary), none on a timeout: a frozen server must cost one socket timeout, not several."""
+    return Retry(NoBackoff(), 1, supported_errors=(redis_lib.ConnectionError,))
+
+
+def connect_redis(url: str, *, socket_timeout: float, connect_timeout: float) -> redis_lib.Redis:
+    """A client for ``redis://…`` (or ``rediss://``) or a Sentinel-managed primary."""
+    options = dict(
+        socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
+        retry=redis_retry(), health_check_interval=30,
+    )
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        address = SentinelAddress.parse(url)
+        sentinel = Sentinel(
+            list(address.sentinels),
+            sentinel_kwargs=dict(socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout),
+            **options,
+        )
+        # every new connection asks the sentinels where the primary is now
+        return sentinel.master_for(address.service, db=address.db, password=address.password)
+    return redis_lib.Redis.from_url(url, **options)
+
+
 class RedisStore:
     """The Redis connection of the app: a real server, or an in-process fakeredis stand-in.
 
@@ -62,7 +133,11 @@ class RedisStore:
     def init_app(self, app: Flask) -> None:
         url = app.config.get("REDIS_URL")
         if url:
-            client = redis_lib.Redis.from_url(url, health_check_interval=30)
+            client = connect_redis(
+                url,
+                socket_timeout=float(app.config["REDIS_SOCKET_TIMEOUT"]),
+                connect_timeout=float(app.config["REDIS_CONNECT_TIMEOUT"]),
+            )
         else:
             log.warning(
                 "IDP_REDIS_URL is not set: using an in-process fakeredis server. "
@@ -70,6 +145,26 @@ class RedisStore:
             )
             client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
         app.extensions["idp_redis"] = client
+        if url:
+            self._limiter_follows(app, url)
+
+    @staticmethod
+    def _limiter_follows(app: Flask, url: str) -> None:
+        """Flask-Limiter keeps a client of its own: same server (or sentinels), same timeouts."""
+        options: dict = dict(
+            socket_timeout=float(app.config["REDIS_SOCKET_TIMEOUT"]),
+            socket_connect_timeout=float(app.config["REDIS_CONNECT_TIMEOUT"]),
+            retry=redis_retry(),
+        )
+        if url.startswith(SENTINEL_SCHEME + "://"):
+            address = SentinelAddress.parse(url)
+            url = address.limiter_uri()
+            options["db"] = address.db
+            options["sentinel_kwargs"] = dict(
+                socket_timeout=options["socket_timeout"], socket_connect_timeout=options["socket_connect_timeout"]
+            )
+        app.config["RATELIMIT_STORAGE_URI"] = url
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = {**options, **app.config.get("RATELIMIT_STORAGE_OPTIONS", {})}
 
     @property
     def client(self) -> redis_lib.Redis:
@@ -80,3 +175,52 @@ class RedisStore:
 
 
 redis_store = RedisStore()
+
+
+SESSIONLESS_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
+
+
+class SessionStoreGuard:
+    """Flask-Session's Redis interface, made to fail like a view when Redis is down.
+
+    Flask opens the session before any view runs and saves it after the response is built, both
+    outside the error handlers' reach: a Redis error there becomes a bare 500 (and the error page
+    itself needs the session).  Here a failed load gives an empty session that remembers the
+    error, re-raised by the first ``before_request`` so the usual 503 handler answers; a request
+    that ended in that answer does not try to save the session."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def open_session(self, app: Flask, request):
+        from .errors import is_outage
+
+        if request.path.startswith(SESSIONLESS_PATHS):  # probes answer whatever Redis does
+            return self.inner.session_class(sid="", permanent=True)
+        try:
+            return self.inner.open_session(app, request)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            session = self.inner.session_class(sid="", permanent=True)
+            session.store_error = exc
+            return session
+
+    def save_session(self, app: Flask, session, response) -> None:
+        if getattr(session, "store_error", None) is not None or g.get("store_unavailable"):
+            return
+        self.inner.save_session(app, session, response)
+
+
+def guard_session_store(app: Flask) -> None:
+    app.session_interface = SessionStoreGuard(app.session_interface)
+
+    @app.before_request
+    def _session_store_answered() -> None:
+        error = getattr(session, "store_error", None)
+        if error is not None:
+            raise error
+

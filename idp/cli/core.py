@@ -30,9 +30,11 @@ def register(app: Flask) -> None:
 def init_database_and_keys() -> None:
     from flask_migrate import upgrade
 
+    from ..db_pool import long_statements
     from ..oauth.keys import key_store
 
-    upgrade(revision="heads")
+    with long_statements():  # a migration may rightly run for minutes
+        upgrade(revision="heads")
     key_store().ensure(current_app.config["SIGNING_ALG"])
 
 
@@ -58,7 +60,10 @@ def serve_command(host: str, port: int) -> None:
         app.config["ISSUER"] = f"http://{host}:{port}"
     init_database_and_keys()
     click.echo(f"HRSS Unified Identity at {app.config['ISSUER']}/  (Ctrl+C to stop)")
-    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+    # werkzeug's server itself: Flask ignores app.run() inside its own CLI and would return at once
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
 # -- keys -----------------------------------------------------------------------------------------

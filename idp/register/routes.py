@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from datetime import date
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 
 from ..auth.resume import pop_resume_url
 from ..errors import CaptchaInvalid, UserError, UsernameTaken
@@ -28,11 +28,12 @@ from ..flows.registration import (
     submit_login_info,
     submit_verification,
 )
-from ..services.verification import captcha
 from ..services import registration
-from ..services.verification.bank import BankIdentityMismatch
-from ..services.identity.rules import BirthdateInvalid, check_card_number
+from ..services.accounts.records import find_by_document
 from ..services.accounts.sessions import start_login
+from ..services.identity.rules import BirthdateInvalid, check_card_number, username_key
+from ..services.verification import captcha
+from ..services.verification.bank import BankIdentityMismatch
 from .forms import IdentityForm, LoginInfoForm, VerificationForm
 
 bp = Blueprint("register", __name__, url_prefix="/register")
@@ -154,6 +155,10 @@ def verification(flow):
             return redirect(_step_url("identity"))
     else:
         form.process(data=step_values(flow, "verification") or None)
+    if form.is_submitted() and not form.send_sms.data:
+        # what identifies this flow's account, read now: finishing the flow clears it
+        applicant = (flow.data.get("id_type"), flow.data.get("id_number"), flow.data.get("username"))
+        g.outage_page = lambda: _created_despite_outage(*applicant)
     outcome = run_sms_step(
         form,
         send=lambda: send_code(flow, form.phone.data or ""),
@@ -181,6 +186,20 @@ def _after_registration(user):
         return redirect(resume)
     session["login_hint"] = user.username  # the login page offers the new username
     return redirect(_step_url("done"))
+
+
+def _created_despite_outage(id_type: str | None, id_number: str | None, username: str | None):
+    """Redis failed after the account was committed (finishing the flow, starting the login
+    session, saving the session): the citizen must learn that the account exists, not see an
+    error and then 证件已被使用 on a second try.  None when this flow created no account."""
+    if not (id_type and id_number and username):
+        return None
+    user = find_by_document(id_type, id_number)
+    if user is None or user.username_key != username_key(username):
+        return None
+    steps = list(STEP_TITLES.items())
+    return render_template("register/done.html", steps=steps, current="done", username=user.username,
+                           login_pending=True, sessionless=True)
 
 
 def _parse_date(raw: str | None) -> date | None:

@@ -74,3 +74,65 @@ def test_init_migrates_and_creates_keys(keys_dir, tmp_path):
     assert "database ready" in result.output
     again = app.test_cli_runner().invoke(args=["init"])  # idempotent
     assert again.exit_code == 0
+
+
+# -- the installed command, as an operator runs it ------------------------------------------------
+def _idp_command(tmp_path, *args, **popen):
+    """``idp …`` in a child process on its own SQLite file and keys directory."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env.update(IDP_ENV="development", IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.sqlite'}",
+               IDP_KEYS_DIR=str(tmp_path / "keys"), PYTHONWARNINGS="ignore")
+    idp = Path(sys.executable).with_name("idp")
+    if popen:
+        return subprocess.Popen([str(idp), *args], env=env, cwd=tmp_path, **popen)
+    return subprocess.run([str(idp), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+def test_commands_print_no_alembic_chatter_unless_asked(tmp_path):
+    init = _idp_command(tmp_path, "init")
+    assert init.returncode == 0, init.stderr
+    assert "database ready" in init.stdout
+    listing = _idp_command(tmp_path, "keys", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.strip().endswith("current")
+    for output in (init.stdout, init.stderr, listing.stdout, listing.stderr):
+        assert " alembic." not in output and "Running upgrade" not in output
+    verbose = _idp_command(tmp_path, "-v", "keys", "list")
+    assert "INFO alembic." in verbose.stderr and verbose.stdout.strip().endswith("current")
+
+
+def test_serve_serves_until_stopped(tmp_path):
+    import json
+    import subprocess
+    import time
+    import urllib.request
+
+    from ..live import free_port
+
+    port = free_port()
+    server = _idp_command(tmp_path, "serve", "--port", str(port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert server.poll() is None, server.stdout.read().decode()  # it exited: not serving
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                    assert json.load(response) == {"status": "ok"}
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "idp serve did not answer within 30 s"
+                time.sleep(0.2)
+        with urllib.request.urlopen(base + "/.well-known/openid-configuration", timeout=5) as response:
+            discovery = json.load(response)
+        assert discovery["issuer"] == base  # derived from --port when IDP_ISSUER is unset
+        assert discovery["token_endpoint"] == base + "/oauth/token"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server.stdout.close()
