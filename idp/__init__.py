@@ -91,6 +91,9 @@ def register_extensions(app: Flask) -> None:
     server_session.init_app(app)
     guard_session_store(app)  # before any other before_request: the first to need the session
     csrf.init_app(app)
+    # Flask-Limiter merges each app's RATELIMIT_STORAGE_OPTIONS into the one shared Limiter
+    # object: start from this app's own, or a Sentinel app's options leak into the next app
+    limiter._storage_options = {}
     limiter.init_app(app)
     pii.init_app(app)
     keys.init_app(app, generate=not app.testing)

@@ -73,7 +73,10 @@ def test_readiness_says_which_store_is_down(fault_app, redis_proxy):
     with Timer() as probe:
         response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.get_json()["checks"] == {"database": "ok", "redis": "timeout", "signing_key": "ok"}
+    checks = response.get_json()["checks"]
+    # the probe's deadline and Redis' socket timeout are both 1 s: either may end it first
+    assert checks.pop("redis") in ("timeout", "TimeoutError")
+    assert checks == {"database": "ok", "signing_key": "ok"}
     assert probe.seconds < 2.5
 
 
