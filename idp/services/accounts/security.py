@@ -14,7 +14,6 @@ from .revocation import revoke_user_tokens
 from ..audit import events as audit
 from . import lockout
 from ..identity import passwords
-from ..identity.rules import username_key
 from .sessions import revoke_all_logins
 
 SECURITY_QUESTIONS: dict[str, str] = {
