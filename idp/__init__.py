@@ -92,12 +92,16 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_sandboxes(app: Flask) -> None:
-    """Development and tests only: the sandbox bank, mounted in-process, answers whenever
-    ``BANK_URL`` is empty (built on first use, so an app that never verifies never reads the
-    sandbox's records).  Production never gets here, and ``idp.services`` never imports
-    ``idp.sandbox``."""
+    """Development and tests only: the SMS outbox (``SMS_BACKEND=outbox``) and the sandbox bank,
+    mounted in-process, which answers whenever ``BANK_URL`` is empty (built on first use, so an
+    app that never verifies never reads the sandbox's records).  Production never gets here, and
+    ``idp.services`` never imports ``idp.sandbox``."""
     if app.config["ENV_NAME"] not in ("development", "testing"):
         return
+    if app.config["SMS_BACKEND"] == "outbox":
+        from .services.verification.sms import OutboxSmsSender
+
+        app.extensions["idp_sms"] = OutboxSmsSender()
     secret = app.config["BANK_SECRET"]
 
     def bank_transport():

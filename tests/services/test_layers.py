@@ -36,4 +36,4 @@ def test_production_gets_no_sandbox_bank(keys_dir):
     config = ProductionConfig(DATABASE_URL="sqlite://", REDIS_URL="", ISSUER="https://id.example",
                               SECRET_KEY="p" * 40, KEYS_DIR=str(keys_dir), PII_KEY="44" * 32)
     app = create_app(config)
-    assert "idp_bank_transport" not in app.extensions
+    assert "idp_bank_transport" not in app.extensions and "idp_sms" not in app.extensions

@@ -184,6 +184,8 @@ class HttpSmsSender:
 
 
 def sms_sender() -> SmsSender:
+    """The app's sender: the gateway (``SMS_BACKEND=http``), or the outbox the application
+    factory installed for development and tests."""
     app = current_app
     sender = app.extensions.get("idp_sms")
     if sender is None:
@@ -191,7 +193,7 @@ def sms_sender() -> SmsSender:
         if cfg["SMS_BACKEND"] == "http":
             sender = HttpSmsSender(cfg["SMS_URL"], cfg["SMS_KEY"], float(cfg["SMS_TIMEOUT"]))
         elif cfg["SMS_BACKEND"] == "outbox":
-            sender = OutboxSmsSender()
+            raise ValueError("IDP_SMS_BACKEND=outbox serves development and tests only; use http with IDP_SMS_URL")
         else:
             raise ValueError(f"IDP_SMS_BACKEND={cfg['SMS_BACKEND']!r}: choose outbox or http")
         app.extensions["idp_sms"] = sender
