@@ -19,6 +19,7 @@ def create_app(config: BaseConfig | str | None = None, **overrides: Any) -> Flas
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     register_extensions(app)
+    register_sandboxes(app)
     register_blueprints(app)
     register_security(app)
     register_template_globals(app)
@@ -97,6 +98,28 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     pii.init_app(app)
     keys.init_app(app, generate=not app.testing)
+
+
+def register_sandboxes(app: Flask) -> None:
+    """Development and tests only: the SMS outbox (``SMS_BACKEND=outbox``) and the sandbox bank,
+    mounted in-process, which answers whenever ``BANK_URL`` is empty (built on first use, so an
+    app that never verifies never reads the sandbox's records).  Production never gets here, and
+    ``idp.services`` never imports ``idp.sandbox``."""
+    if app.config["ENV_NAME"] not in ("development", "testing"):
+        return
+    if app.config["SMS_BACKEND"] == "outbox":
+        from .services.verification.sms import OutboxSmsSender
+
+        app.extensions["idp_sms"] = OutboxSmsSender()
+    secret = app.config["BANK_SECRET"]
+
+    def bank_transport():
+        from .sandbox.bank import BankSandbox
+        from .sandbox.transport import WSGITransport
+
+        return WSGITransport(BankSandbox.from_data_file(secret))
+
+    app.extensions["idp_bank_transport"] = bank_transport
 
 
 def register_blueprints(app: Flask) -> None:

@@ -63,8 +63,23 @@ class BaseConfig:
     CAPTCHA_IP_LIMIT = "60 per minute"
     USERNAME_CHECK_LIMIT = "30 per minute"
     RECOVERY_IP_LIMIT = "10 per minute;100 per day"  # first steps of 忘记用户名 / 忘记密码 per client IP
-    RECOVERY_FAILURE_LIMIT = 10  # failed recovery checks per account (known or not) per day
     RATELIMIT_ENABLED = True
+
+    # -- limits and budgets ---------------------------------------------------------------------
+    # Each is taken atomically in Redis before the work it guards (idp/services/limits.py).
+    LOCKOUT_FAILURE_WINDOW = 24 * 3600  # consecutive login failures are forgotten this long after the latest
+    LOCKOUT_ESCALATION_WINDOW = 24 * 3600  # a lockout doubles the next one until this long after it ended
+    RECOVERY_FAILURE_LIMIT = 10  # failed recovery checks per name or document typed (known or not)...
+    RECOVERY_FAILURE_WINDOW = 24 * 3600  # ...per this many seconds from the first failure
+    SMS_CODE_LENGTH = 6
+    SMS_CODE_TTL = 5 * 60  # seconds a code is valid
+    SMS_RESEND_AFTER = 60  # seconds before another code may be sent to the same phone for the same purpose
+    SMS_MAX_TRIES = 5  # typed codes checked per code sent
+    SMS_DAILY_CAP = 10  # codes per phone per calendar day (China time), whatever the purpose
+    PROFILE_BANK_CHECK_LIMIT = "10 per day"  # 变更用户信息 bank checks per account
+    BANK_MAX_CONCURRENT = 2  # bank calls at once per worker process (keep below its thread count)
+    BANK_MAX_CONCURRENT_PER_CITIZEN = 1  # bank calls at once for one document, across all nodes
+    BANK_SLOT_LEASE = 30  # seconds a citizen's bank slot is held at most (a crashed worker frees it)
 
     # -- captcha -------------------------------------------------------------------------------
     CAPTCHA_LENGTH = 4
@@ -85,7 +100,6 @@ class BaseConfig:
     SMS_BACKEND = "outbox"  # outbox (development) or http
     SMS_URL = ""
     SMS_KEY = ""
-    SMS_DAILY_CAP = 10
     SMS_IP_LIMIT = "10 per hour;30 per day"  # SMS sends per client IP (registration)
     SMS_TIMEOUT = 5.0
     DEV_TOOLS = False  # /dev/sms-outbox and friends
@@ -174,6 +188,11 @@ class ProductionConfig(BaseConfig):
             problems.append("IDP_SMS_BACKEND=outbox only logs messages; use http with IDP_SMS_URL")
         if not self.BANK_URL:
             problems.append("IDP_BANK_URL must name the bank verification platform")
+        if not self.BANK_SECRET or self.BANK_SECRET == BaseConfig.BANK_SECRET:
+            problems.append("IDP_BANK_SECRET is the sandbox's published secret; set the one agreed with the bank platform")
+        if not self.PII_KEY:
+            problems.append("IDP_PII_KEY must hold the personal-data key (32 bytes, hex or base64) from the "
+                            "key store; production never generates one on disk, where it would be lost with the node")
         if problems:
             raise ConfigError("production settings refused:\n  - " + "\n  - ".join(problems))
 

@@ -29,15 +29,13 @@ from ..services.verification.bank import BankCheckFailed
 from ..services.identity.rules import check_document, check_mobile, username_key
 from ..services.registration import check_verification_info
 from ..services.verification.sms import (
-    CODE_TTL,
-    MAX_TRIES,
-    RESEND_AFTER,
     SmsCode,
     SmsCodeExhausted,
     SmsCodeExpired,
     SmsCodeInvalid,
     SmsCodeNotRequested,
     SmsResendTooSoon,
+    SmsPolicy,
     SmsSent,
 )
 from .base import Flow, FlowDefinition, FlowExpired, StepNotReached
@@ -97,9 +95,10 @@ def _audit(event: str, outcome: str, user: User | None, **details) -> None:
                  **details)
 
 
-def _fail(flow: Flow, event: str, exc: UserError, user: User | None, /, **details) -> NoReturn:
+def _fail(flow: Flow, attempt: recovery.ProofAttempt, event: str, exc: UserError, user: User | None, /,
+          **details) -> NoReturn:
     """Audit a failed proof, count it against the account (or the unknown name) and the flow."""
-    recovery.register_failure(flow.data["key"])
+    attempt.failed()
     _audit(event, "failure", user, reason=exc.reason_code, **details)
     if flow.count("failures") >= MAX_FAILURES_PER_FLOW:
         flow.discard()
@@ -109,8 +108,9 @@ def _fail(flow: Flow, event: str, exc: UserError, user: User | None, /, **detail
 
 def _cooldown(flow: Flow) -> None:
     sent_at = flow.data.get("sms_sent_at")
-    if sent_at is not None and time.time() - sent_at < RESEND_AFTER:
-        raise SmsResendTooSoon(max(1, math.ceil(RESEND_AFTER - (time.time() - sent_at))))
+    wait = SmsPolicy.current().resend_after
+    if sent_at is not None and time.time() - sent_at < wait:
+        raise SmsResendTooSoon(max(1, math.ceil(wait - (time.time() - sent_at))))
 
 
 def _count_sms(flow: Flow) -> None:
@@ -162,10 +162,10 @@ def username_sms_notice(flow: Flow, *, sent: bool) -> str:
     _, phone = username_target(flow)
     if phone:
         if sent:
-            return f"短信验证码已发送至{pii.mask_phone(phone)}，{CODE_TTL // 60}分钟内有效"
+            return f"短信验证码已发送至{pii.mask_phone(phone)}，{SmsPolicy.current().code_ttl // 60}分钟内有效"
         return f"短信验证码将发送至您注册时填写的手机号码{pii.mask_phone(phone)}"
     if sent:
-        return f"若您填写的信息与注册信息一致，短信验证码已发送至注册时填写的手机号码，{CODE_TTL // 60}分钟内有效"
+        return f"若您填写的信息与注册信息一致，短信验证码已发送至注册时填写的手机号码，{SmsPolicy.current().code_ttl // 60}分钟内有效"
     return "若您填写的信息与注册信息一致，短信验证码将发送至注册时填写的手机号码"
 
 
@@ -190,10 +190,10 @@ def _decoy_verify(flow: Flow) -> NoReturn:
     if flow.data.get("decoy_spent"):
         raise SmsCodeInvalid()
     tries = flow.count("decoy_tries")
-    if time.time() > flow.data["sms_sent_at"] + CODE_TTL:
+    if time.time() > flow.data["sms_sent_at"] + SmsPolicy.current().code_ttl:
         flow.remember(decoy_spent=True)
         raise SmsCodeExpired()
-    if tries >= MAX_TRIES:
+    if tries >= SmsPolicy.current().max_tries:
         flow.remember(decoy_spent=True)
         raise SmsCodeExhausted()
     raise SmsCodeInvalid()
@@ -275,12 +275,13 @@ def security_question_texts(flow: Flow) -> list[str]:
 def submit_answers(flow: Flow, answers: list[str]) -> None:
     require_method(flow, "questions")
     user = password_account(flow)
-    recovery.check_failures(flow.data["key"])
-    recovery.questions_for(user, flow.data["key"])
-    if len(answers) != 3 or not all((a or "").strip() for a in answers):
-        raise AnswersMissing()
-    if not recovery.answers_right(user, answers):
-        _fail(flow, "recovery.verify", recovery.SecurityAnswersWrong(), user, flow="password", method="questions")
+    with recovery.proof_attempt(flow.data["key"]) as attempt:
+        recovery.questions_for(user, flow.data["key"])
+        if len(answers) != 3 or not all((a or "").strip() for a in answers):
+            raise AnswersMissing()
+        if not recovery.answers_right(user, answers):
+            _fail(flow, attempt, "recovery.verify", recovery.SecurityAnswersWrong(), user, flow="password",
+                  method="questions")
     _audit("recovery.verify", "success", user, flow="password", method="questions")
     flow.complete("verify", amr=AMR["questions"])
 
@@ -303,10 +304,11 @@ def submit_id_and_phone(flow: Flow, id_type: str, id_number: str, phone: str, co
     facts = check_document(id_type, id_number)
     phone = check_mobile(phone)
     user = password_account(flow)
-    recovery.check_failures(flow.data["key"])
-    _prove_phone(flow, SmsCode("recovery"), phone, code, user, "recovery.verify")
-    if not recovery.identity_and_phone_match(user, facts.id_type, facts.number, phone):
-        _fail(flow, "recovery.verify", recovery.IdentityNotMatched(), user, flow="password", method="id_sms")
+    with recovery.proof_attempt(flow.data["key"]) as attempt:
+        _prove_phone(flow, SmsCode("recovery"), phone, code, user, "recovery.verify")
+        if not recovery.identity_and_phone_match(user, facts.id_type, facts.number, phone):
+            _fail(flow, attempt, "recovery.verify", recovery.IdentityNotMatched(), user, flow="password",
+                  method="id_sms")
     _audit("recovery.verify", "success", user, flow="password", method="id_sms")
     flow.complete("verify", amr=AMR["id_sms"])
 
@@ -396,20 +398,20 @@ def submit_phone_change(flow: Flow, bank_code: str, card_number: str, phone: str
     interrupted = _interrupted_of(flow)
     info = check_verification_info(bank_code, card_number, phone)
     user = recovery.account(flow.data.get("user_id"))
-    recovery.check_failures(flow.data["key"])
-    _prove_phone(flow, SmsCode("phone_change"), info.phone, code, user, "phone.change")
-    if user is None:
-        _audit("phone.change", "failure", None, channel="recovery", reason="no_account")
-        raise recovery.RecoveryAccountUnknown()
-    if flow.count("bank_checks") > MAX_BANK_CHECKS_PER_FLOW:
-        raise TooManyBankChecksInFlow()
-    try:
-        recovery.verify_new_phone(user, info.bank_code, info.card.number, info.phone)
-    except BankCheckFailed as exc:
-        _fail(flow, "phone.change", exc, user, channel="recovery")
-    except UserError as exc:  # the platform is unreachable: not the citizen's failure
-        _audit("phone.change", "error", user, channel="recovery", reason=exc.reason_code)
-        raise
+    with recovery.proof_attempt(flow.data["key"]) as attempt:
+        _prove_phone(flow, SmsCode("phone_change"), info.phone, code, user, "phone.change")
+        if user is None:
+            _audit("phone.change", "failure", None, channel="recovery", reason="no_account")
+            raise recovery.RecoveryAccountUnknown()
+        if flow.count("bank_checks") > MAX_BANK_CHECKS_PER_FLOW:
+            raise TooManyBankChecksInFlow()
+        try:
+            recovery.verify_new_phone(user, info.bank_code, info.card.number, info.phone)
+        except BankCheckFailed as exc:
+            _fail(flow, attempt, "phone.change", exc, user, channel="recovery")
+        except UserError as exc:  # the platform is unreachable: not the citizen's failure
+            _audit("phone.change", "error", user, channel="recovery", reason=exc.reason_code)
+            raise
     recovery.replace_phone(user, info.phone, channel="recovery")
     # back at its SMS step: a code sent to the old phone no longer counts
     interrupted.remember(sms_sent_at=None, proven=False, sms_phone=None, phone_verified=None)

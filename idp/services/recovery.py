@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import current_app
 
 from ..errors import InvalidField, UserError
-from ..extensions import db, redis_store
+from ..extensions import db
 from ..models import User
 from .audit import events as audit
 from .identity import passwords, pii
@@ -29,9 +32,8 @@ from .accounts.security import SECURITY_QUESTIONS, check_security_answers, secur
 from .accounts.records import decrypted, find_by_document, find_by_username
 from .verification.bank import BankCheck, bank_verifier, raise_for
 from .identity.rules import USER_TYPES, check_document, check_name, username_key
+from .limits import KeyedLimit
 from .verification.sms import SIGNATURE, sms_sender
-
-FAILURE_WINDOW = 24 * 3600
 
 
 # -- failures a visitor sees ------------------------------------------------------------------------
@@ -61,7 +63,7 @@ class SecurityAnswersWrong(UserError):
 
 
 class TooManyRecoveryFailures(UserError):
-    message = "验证失败次数过多，请24小时后再试"
+    message = "验证失败次数过多，请{window}后再试"
     status = 429
 
 
@@ -117,26 +119,40 @@ def registered_phone(user: User | None) -> str | None:
     return decrypted(user, "phone") if user is not None else None
 
 
-# -- failure counters (per account or per unknown name, per day) -------------------------------------
-def _failures_key(key: str) -> str:
-    return f"recovery:failures:{key}"
+# -- failure counters (per account or per unknown name, per window) ----------------------------------
+FAILURES = KeyedLimit("RECOVERY_FAILURE_LIMIT", TooManyRecoveryFailures, namespace="recovery-failures",
+                      window="RECOVERY_FAILURE_WINDOW")
 
 
-def check_failures(key: str) -> None:
-    count = redis_store.get(_failures_key(key))
-    if count is not None and int(count) >= int(current_app.config["RECOVERY_FAILURE_LIMIT"]):
-        raise TooManyRecoveryFailures()
+@dataclass
+class ProofAttempt:
+    """One check of a recovery proof (security answers, document + phone, a bank check).  It
+    holds one unit of the visitor's failure budget from before the check; ``failed()`` keeps it
+    spent, any other ending (success, input error, a platform down) gives it back."""
+
+    key: str
+    counted: bool = False
+
+    def failed(self) -> None:
+        self.counted = True
 
 
-def register_failure(key: str) -> None:
-    pipe = redis_store.pipeline()
-    pipe.incr(_failures_key(key))
-    pipe.expire(_failures_key(key), FAILURE_WINDOW)  # 24 hours after the latest failure
-    pipe.execute()
+@contextmanager
+def proof_attempt(key: str) -> Iterator[ProofAttempt]:
+    """``with recovery.proof_attempt(flow_key) as attempt:`` check, and ``attempt.failed()`` on a
+    wrong proof.  Raises ``TooManyRecoveryFailures`` before the check once the budget is spent, so
+    parallel attempts get no more checks than the limit."""
+    FAILURES.take(key)
+    attempt = ProofAttempt(key)
+    try:
+        yield attempt
+    finally:
+        if not attempt.counted:
+            FAILURES.give_back(key)
 
 
 def clear_failures(key: str) -> None:
-    redis_store.delete(_failures_key(key))
+    FAILURES.reset(key)
 
 
 # -- security questions ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from idp.extensions import db, redis_store
 from idp.models import User
+from idp.services.accounts import profile_change
 from idp.services.identity import pii
 
 from ..conftest import DEFAULT_PASSWORD
@@ -252,7 +253,9 @@ def test_bank_down_changes_nothing(app_with_bank_down):
 def test_bank_checks_are_limited_per_day(app, client):
     user = make_citizen_account(app, DEMO, "wangxm")
     signed_in(app, client, user)
-    for _ in range(10):
+    with app.app_context():
+        per_day = profile_change.BANK_CHECKS.amount
+    for _ in range(per_day):
         assert IDENTITY_MISMATCH in field_errors(edit(client, name="王大明").data)
     limited = edit(client, name="王大明")
     assert limited.status_code == 429 and "今日银行核验次数过多，请明天再试" in field_errors(limited.data)

@@ -44,8 +44,8 @@ def test_wrong_password_and_unknown_user_get_the_same_message(client, user):
     assert form_fields(wrong.data).get("password", "") == ""
 
 
-def test_lockout_after_five_failures_even_with_right_password(client, user):
-    for _ in range(5):
+def test_lockout_after_five_failures_even_with_right_password(app, client, user):
+    for _ in range(app.config["LOCKOUT_THRESHOLD"]):
         assert login(client, user.username, "Wrong#password1").status_code == 400
     locked = login(client, user.username, DEFAULT_PASSWORD)
     assert locked.status_code == 400
@@ -147,9 +147,10 @@ def test_login_lockout_is_audited(app, client, user):
     from idp.models import AuditEvent
     from idp.extensions import db
 
-    for _ in range(5):
+    threshold = app.config["LOCKOUT_THRESHOLD"]
+    for _ in range(threshold):
         login(client, user.username, "Wrong#password1")
     with app.app_context():
         events = [(e.event, e.outcome, e.details.get("reason")) for e in db.session.scalars(db.select(AuditEvent))]
-    assert events.count(("login", "failure", "bad_password")) == 5
+    assert events.count(("login", "failure", "bad_password")) == threshold
     assert ("account.lockout", "success", None) in events

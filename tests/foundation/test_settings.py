@@ -26,11 +26,45 @@ def test_production_refuses_the_fixed_captcha(monkeypatch):
     monkeypatch.setenv("IDP_SECRET_KEY", "x" * 40)
     monkeypatch.setenv("IDP_BANK_URL", "https://bank-verify.example.gov.cn")
     monkeypatch.setenv("IDP_SMS_BACKEND", "http")
+    monkeypatch.setenv("IDP_BANK_SECRET", "agreed-with-the-bank-platform-" + "z" * 16)
+    monkeypatch.setenv("IDP_PII_KEY", "33" * 32)
     config = load_config("production")  # complete and safe: accepted
     assert config.SECURE_COOKIES is True
     monkeypatch.setenv("IDP_CAPTCHA_FIXED", "1234")
     with pytest.raises(ConfigError, match="IDP_CAPTCHA_FIXED"):
         load_config("production")
+
+
+def test_production_refuses_the_sandbox_bank_secret_and_a_missing_pii_key(monkeypatch):
+    for name, value in (("IDP_DATABASE_URL", "postgresql+psycopg://idp@db/idp"), ("IDP_REDIS_URL", "redis://cache"),
+                        ("IDP_ISSUER", "https://id.example.gov.cn"), ("IDP_SECRET_KEY", "x" * 40),
+                        ("IDP_BANK_URL", "https://bank-verify.example.gov.cn"), ("IDP_SMS_BACKEND", "http")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("IDP_BANK_SECRET", raising=False)
+    monkeypatch.delenv("IDP_PII_KEY", raising=False)
+    with pytest.raises(ConfigError) as refused:
+        load_config("production")
+    message = str(refused.value)
+    assert "IDP_BANK_SECRET is the sandbox's published secret" in message
+    assert "IDP_PII_KEY must hold the personal-data key" in message
+    monkeypatch.setenv("IDP_BANK_SECRET", "agreed-with-the-bank-platform-" + "z" * 16)
+    monkeypatch.setenv("IDP_PII_KEY", "33" * 32)
+    load_config("production")
+
+
+def test_production_never_generates_a_pii_key_on_disk(tmp_path):
+    from flask import Flask
+
+    from idp.services.identity import pii
+
+    app = Flask("probe")
+    app.config.update(ENV_NAME="production", PII_KEY="", KEYS_DIR=str(tmp_path))
+    with pytest.raises(pii.PersonalDataKeyError, match="IDP_PII_KEY is required in production"):
+        pii.init_app(app)
+    assert not (tmp_path / "pii.key").exists()
+    app.config.update(ENV_NAME="development")
+    pii.init_app(app)  # development keeps its generated key
+    assert (tmp_path / "pii.key").exists()
 
 
 def test_every_setting_is_overridable_by_environment(monkeypatch):

@@ -81,3 +81,37 @@ def test_parallel_takes_let_exactly_the_budget_through(app, limit):
     for t in threads:
         t.join()
     assert (len(passed), len(refused)) == (limit_amount := 3, 20 - limit_amount)
+
+
+def test_recovery_failures_are_taken_before_the_check(app):
+    """Thirty parallel wrong proofs for one name: exactly the daily limit is checked; a check that
+    was not a failure (right answer, platform down) gives its unit back."""
+    from idp.services import recovery
+
+    limit = app.config["RECOVERY_FAILURE_LIMIT"]
+    checked, refused = [], []
+    barrier = threading.Barrier(30)
+
+    def attempt():
+        with app.app_context():
+            barrier.wait()
+            try:
+                with recovery.proof_attempt("name:racer") as proof:
+                    checked.append(1)
+                    proof.failed()
+            except recovery.TooManyRecoveryFailures as exc:
+                refused.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (len(checked), len(refused)) == (limit, 30 - limit)
+    assert refused[0].message == "验证失败次数过多，请24小时后再试"
+    with app.app_context():
+        with recovery.proof_attempt("name:other"):
+            pass  # neither failed: given back
+        assert recovery.FAILURES.used("name:other") == 0
+        recovery.clear_failures("name:racer")
+        assert recovery.FAILURES.used("name:racer") == 0

@@ -129,7 +129,9 @@ def test_parallel_registrations_of_one_username_one_wins(keys_dir, tmp_path):
     constraint decides and the loser gets 用户名已被使用, with nothing half-saved."""
     sandbox = BankSandbox(load_records(), "race-secret", latency=0.5)
     with serve(sandbox, free_port()) as url:
-        overrides = dict(BANK_URL=url, BANK_SECRET="race-secret")
+        # two bank calls for one document at once, so that both reach the database (one per
+        # citizen is the default: the second would be refused before the bank)
+        overrides = dict(BANK_URL=url, BANK_SECRET="race-secret", BANK_MAX_CONCURRENT_PER_CITIZEN=2)
         if not TEST_DATABASE_URL:
             overrides["DATABASE_URL"] = f"sqlite:///{tmp_path / 'race.sqlite'}"
         app = make_app(keys_dir, **overrides)

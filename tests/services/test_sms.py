@@ -234,7 +234,7 @@ def test_gateway_failure_leaves_no_code_and_costs_no_quota(ctx, clock, problem):
         assert time.monotonic() - started < 1.2
         assert caught.value.message == "短信发送失败，请稍后再试"
         assert not redis_store.keys("sms:code:*") and not redis_store.keys("sms:resend:*")
-        assert int(redis_store.get(redis_store.keys("sms:daily:*")[0])) == 0
+        assert codes.sent_today(PHONE) == 0
         # fixed gateway: the citizen can ask again at once
         working = SmsGatewaySandbox("gw-key")
         with serve(working, free_port()) as fixed:
@@ -259,3 +259,88 @@ def test_http_sender_needs_url_and_key():
         HttpSmsSender("", "key")
     with pytest.raises(ValueError):
         HttpSmsSender("http://127.0.0.1:1/v1/messages", "")
+
+
+# -- budgets handed in by the caller (a flow's SMS budget) --------------------------------------------
+class FlowSmsBudget(sms.UserError):
+    message = "本次最多获取{amount}次短信验证码"
+    status = 429
+
+
+def test_a_press_that_sent_nothing_spends_no_budget(ctx, clock):
+    from idp.services.limits import KeyedLimit
+
+    ctx.config["TEST_FLOW_SMS"] = "2 per hour"
+    budget = KeyedLimit("TEST_FLOW_SMS", FlowSmsBudget)
+    codes = SmsCode("register", clock=clock)
+    codes.send(PHONE, charges=(budget.charge("flow"),))
+    for _ in range(3):  # cooldown: refused before anything was taken
+        with pytest.raises(SmsResendTooSoon):
+            codes.send(PHONE, charges=(budget.charge("flow"),))
+    assert budget.used("flow") == 1 and codes.sent_today(PHONE) == 1
+    down = SmsCode("register", clock=clock, sender=HttpSmsSender(f"http://127.0.0.1:{free_port()}/x", "k", timeout=0.3))
+    clock.advance(ctx.config["SMS_RESEND_AFTER"])
+    with pytest.raises(SmsUnavailable):
+        down.send(PHONE, charges=(budget.charge("flow"),))
+    assert budget.used("flow") == 1 and codes.sent_today(PHONE) == 1  # the gateway did not take it
+    codes.send(PHONE, charges=(budget.charge("flow"),))  # at once: no cooldown left behind
+    clock.advance(ctx.config["SMS_RESEND_AFTER"])
+    with pytest.raises(FlowSmsBudget) as refused:
+        codes.send(PHONE, charges=(budget.charge("flow"),))
+    assert refused.value.message == "本次最多获取2次短信验证码"
+    assert codes.sent_today(PHONE) == 2  # the daily cap was not touched by the refused press
+
+
+def test_policy_comes_from_the_settings(ctx, clock):
+    ctx.config.update(SMS_CODE_LENGTH=8, SMS_CODE_TTL=600, SMS_RESEND_AFTER=90, SMS_MAX_TRIES=2)
+    codes = SmsCode("register", clock=clock)
+    sent = codes.send(PHONE)
+    assert (sent.expires_in, sent.resend_after) == (600, 90)
+    assert re.fullmatch(r"\d{8}", last_code()) and "10分钟内有效" in OutboxSmsSender.messages(PHONE)[0]["text"]
+    clock.advance(30)
+    with pytest.raises(SmsResendTooSoon) as caught:
+        codes.send(PHONE)
+    assert caught.value.seconds == 60
+    with pytest.raises(SmsCodeInvalid):
+        codes.verify(PHONE, "0" * 8 if last_code() != "0" * 8 else "1" * 8)
+    with pytest.raises(SmsCodeExhausted):
+        codes.verify(PHONE, "0" * 8 if last_code() != "0" * 8 else "1" * 8)
+
+
+def test_parallel_guesses_get_exactly_the_tries(ctx, clock, app):
+    import threading
+
+    codes = SmsCode("register", clock=clock)
+    codes.send(PHONE)
+    right = last_code()
+    wrong = "000000" if right != "000000" else "111111"
+    outcomes: list[str] = []
+    compared: list[int] = []
+    barrier = threading.Barrier(20)
+    real_digest = codes._digest
+
+    def counting_digest(phone, code):
+        compared.append(1)
+        return real_digest(phone, code)
+
+    codes._digest = counting_digest
+
+    def guess():
+        with app.test_request_context("/"):
+            barrier.wait()
+            try:
+                codes.verify(PHONE, wrong)
+            except SmsCodeExhausted:
+                outcomes.append("exhausted")
+            except SmsCodeInvalid:
+                outcomes.append("invalid")
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(compared) == app.config["SMS_MAX_TRIES"]  # no more guesses compared than the tries
+    assert len(outcomes) == 20 and "exhausted" in outcomes
+    with pytest.raises(SmsCodeInvalid):
+        codes.verify(PHONE, right)  # burnt

@@ -11,18 +11,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from ...errors import InvalidField, UserError
-from ...extensions import db, redis_store
+from ...extensions import db
 from ...models import User
 from ..audit import events as audit
 from ..identity import pii
+from ..limits import Charge, KeyedLimit
 from .records import decrypted
 from ..verification.bank import BankCheck, bank_verifier, raise_for
 from ..identity.rules import check_card_number, check_mobile, check_name
 from ..recovery import set_phone
 from ..registration import check_bank_code
-
-MAX_BANK_CHECKS_PER_DAY = 10  # per account: the bank platform is not a free oracle
-
 
 class NothingChanged(UserError):
     message = "您没有修改任何信息"
@@ -45,6 +43,11 @@ class NoDocumentOnFile(UserError):
 class TooManyBankChecksToday(UserError):
     message = "今日银行核验次数过多，请明天再试"
     status = 429
+
+
+# per account: the bank platform is not a free oracle (a check the platform did not answer is
+# given back)
+BANK_CHECKS = KeyedLimit("PROFILE_BANK_CHECK_LIMIT", TooManyBankChecksToday, namespace="profile-bank-checks")
 
 
 @dataclass(frozen=True)
@@ -104,27 +107,20 @@ def prepare(user: User, name: str, bank_code: str | None, card_number: str, phon
     return ProfileChange(new_name, new_bank, new_card, new_phone, changed)
 
 
-def _count_bank_check(user: User) -> None:
-    key = f"profile:bank-checks:{user.id}"
-    pipe = redis_store.pipeline()  # one round trip, and the counter can never lose its expiry
-    pipe.incr(key)
-    pipe.expire(key, 24 * 3600, nx=True)  # the day starts at the first check
-    count, _ = pipe.execute()
-    if count > MAX_BANK_CHECKS_PER_DAY:
-        raise TooManyBankChecksToday()
-
-
-def verify_with_bank(user: User, change: ProfileChange) -> None:
+def verify_with_bank(user: User, change: ProfileChange, *, charges: tuple[Charge, ...] = ()) -> None:
     """The four elements as they will be, with the account's own document; raises the bank's typed
-    failure (or ``BankUnavailable``), audited as ``profile.change`` with its reason code."""
+    failure (or ``BankUnavailable``), audited as ``profile.change`` with its reason code.  The
+    account's daily bank budget and the caller's ``charges`` (e.g. the flow's) are taken before
+    the call and given back when the platform did not answer."""
     try:
         id_number = decrypted(user, "id_number")
         if not user.id_type or not id_number:
             raise NoDocumentOnFile()
-        _count_bank_check(user)
-        outcome = bank_verifier().verify(BankCheck(bank=change.bank_code, card_number=change.card_number,
-                                                   name=change.name, id_type=user.id_type, id_number=id_number,
-                                                   phone=change.phone))
+        outcome = bank_verifier().verify(
+            BankCheck(bank=change.bank_code, card_number=change.card_number, name=change.name,
+                      id_type=user.id_type, id_number=id_number, phone=change.phone),
+            charges=(*charges, BANK_CHECKS.charge(user.id)),
+        )
         raise_for(outcome)
     except UserError as exc:
         audit.record("profile.change", "error" if exc.status >= 500 else "failure", actor=user.username,

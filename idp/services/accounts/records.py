@@ -119,27 +119,36 @@ def create_account(
 
 def authenticate(username: str, password: str) -> User:
     """Check a username and password.  Every failure raises the same ``InvalidCredentials``;
-    the audit log records the real reason."""
+    the audit log records the real reason.
+
+    The lockout slot is reserved before anything else (``lockout.attempt``): a locked name, or
+    one whose every failure slot is taken by attempts still running, is refused before the
+    database or argon2 are asked; unknown names are counted like real ones."""
     key = username_key(username or "")
-    user = find_by_username(username) if key else None
-    if user is None:
-        passwords.dummy_verify(password or "")  # same cost as a real check: no user oracle
-        audit.record("login", "failure", actor=key[:64] or None, reason="unknown_user")
-        raise InvalidCredentials()
-    password_ok = passwords.verify_password(user.password_hash, password or "")
-    if lockout.is_locked(key):
-        audit.record("login", "failure", actor=user.username, subject=user.sub, reason="locked")
-        raise InvalidCredentials()
-    if not password_ok:
-        locked_now = lockout.register_failure(key)
-        audit.record("login", "failure", actor=user.username, subject=user.sub, reason="bad_password")
-        if locked_now:
-            audit.record("account.lockout", "success", actor="system", subject=user.sub)
-        raise InvalidCredentials()
+    try:
+        with lockout.attempt(key) as attempt:
+            user = find_by_username(username) if key else None
+            if user is None:
+                passwords.dummy_verify(password or "")  # same cost as a real check: no user oracle
+                attempt.failed()
+                audit.record("login", "failure", actor=key[:64] or None, reason="unknown_user")
+                raise InvalidCredentials()
+            if not passwords.verify_password(user.password_hash, password or ""):
+                locked_for = attempt.failed()
+                audit.record("login", "failure", actor=user.username, subject=user.sub, reason="bad_password")
+                if locked_for:
+                    audit.record("account.lockout", "success", actor="system", subject=user.sub,
+                                 seconds=locked_for)
+                raise InvalidCredentials()
+            attempt.succeeded()
+    except lockout.Refused:
+        user = find_by_username(username) if key else None
+        audit.record("login", "failure", actor=user.username if user else key[:64] or None,
+                     subject=user.sub if user else None, reason="locked")
+        raise InvalidCredentials() from None
     if user.status != UserStatus.ACTIVE:
         audit.record("login", "failure", actor=user.username, subject=user.sub, reason=user.status.value)
         raise InvalidCredentials()
-    lockout.register_success(key)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     user.last_login_at = datetime.now(timezone.utc)

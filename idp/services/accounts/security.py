@@ -14,7 +14,6 @@ from .revocation import revoke_user_tokens
 from ..audit import events as audit
 from . import lockout
 from ..identity import passwords
-from ..identity.rules import username_key
 from .sessions import revoke_all_logins
 
 SECURITY_QUESTIONS: dict[str, str] = {
@@ -56,12 +55,17 @@ class AnswerMissing(UserError):
 
 
 def _check_current(user: User, current: str) -> None:
-    key = username_key(user.username)
-    if lockout.is_locked(key) or not passwords.verify_password(user.password_hash, current or ""):
-        lockout.register_failure(key)
+    """The current password, under the same lockout as the login (a stolen session must not
+    become a free password oracle)."""
+    try:
+        with lockout.attempt(user.username) as attempt:
+            if not passwords.verify_password(user.password_hash, current or ""):
+                attempt.failed()
+                raise WrongCurrentPassword()
+            attempt.succeeded()
+    except (lockout.Refused, WrongCurrentPassword):
         audit.record("password.check", "failure", actor=user.username, subject=user.sub)
-        raise WrongCurrentPassword()
-    lockout.register_success(key)
+        raise WrongCurrentPassword() from None
 
 
 def change_password(user: User, current: str, new: str, confirm: str, *, reason: str = "changed") -> None:

@@ -106,6 +106,10 @@ def init_app(app: Flask) -> None:
     raw = app.config.get("PII_KEY") or ""
     if raw:
         key = _parse_key(raw)
+    elif app.config.get("ENV_NAME") == "production":
+        # a key generated on one node's disk would differ per node and vanish with it, leaving
+        # every ciphertext unreadable: production takes the key from its key store, or stops
+        raise PersonalDataKeyError("IDP_PII_KEY is required in production (32 bytes, hex or base64)")
     else:
         path = Path(app.config["KEYS_DIR"]) / "pii.key"
         if not path.exists():

@@ -12,8 +12,16 @@ retried once sent; only a connection that could not be opened is tried once more
 to get a trustworthy answer — refused, timed out, a 5xx, a bad signature, an unknown outcome —
 is ``BankUnavailable``: the citizen is told to try later and nothing is saved.
 
-When ``BANK_URL`` is empty the sandbox of ``idp.sandbox.bank`` is mounted in-process under a
-reserved host name through a requests transport adapter, so this same adapter — request
+A slow platform must not take the node with it: a worker process runs at most
+``BANK_MAX_CONCURRENT`` verifications at once, and one citizen (one document) at most
+``BANK_MAX_CONCURRENT_PER_CITIZEN`` across all nodes (a Redis lease that expires, so a crashed
+worker frees it); a call over either bound is refused at once (``BankBusy``,
+``BankCheckInProgress``, both kinds of ``BankUnavailable``).  Budgets the caller hands in
+(``charges``) are taken before the call and given back when the platform gave no answer.
+
+When ``BANK_URL`` is empty, development and tests get the sandbox of ``idp.sandbox.bank``
+mounted in-process under a reserved host name through a requests transport adapter — wired by
+the application factory (this module never imports the sandbox) — so this same adapter — request
 building, signing, JSON, answer checks — is what runs in development, the demo and tests.
 """
 
@@ -25,7 +33,10 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
@@ -34,7 +45,10 @@ from flask import current_app
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ...config import ConfigError
 from ...errors import UserError
+from ..identity import pii
+from ..limits import Charge, ConcurrencyLimit, charged
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +114,25 @@ class BankUnavailable(UserError):
     status = 503
 
 
+class BankCheckInProgress(BankUnavailable):
+    """A verification for the same citizen is still running (a double click, parallel tabs)."""
+
+    message = "银行核验正在进行中，请稍后再试"
+    status = 429
+
+
+class BankBusy(BankUnavailable):
+    """Every bank slot of this worker is taken by calls still waiting for the platform."""
+
+    message = "银行核验服务繁忙，请稍后再试"
+    status = 503
+
+
+# one verification at a time per citizen (keyed hash of the document), across every node
+CITIZEN_SLOTS = ConcurrencyLimit("BANK_MAX_CONCURRENT_PER_CITIZEN", "BANK_SLOT_LEASE", BankCheckInProgress,
+                                 namespace="bank-calls")
+
+
 FAILURES: dict[BankOutcome, type[BankCheckFailed]] = {
     cls.outcome: cls
     for cls in (BankIdentityMismatch, BankPhoneMismatch, BankCardNotDebit, BankCardNotFound, BankCardInactive)
@@ -148,9 +181,16 @@ def signature_matches(expected: str, presented: str | None) -> bool:
 
 # -- the adapter -----------------------------------------------------------------------------------
 class BankVerifier:
-    """Calls the verification platform over HTTP and returns its ``BankOutcome``."""
+    """Calls the verification platform over HTTP and returns its ``BankOutcome``.
 
-    def __init__(self, base_url: str, secret: str, timeout: float, session: requests.Session | None = None):
+    ``max_concurrent`` bounds the calls this instance (one per app, so per worker process) runs
+    at once; ``citizen_slots`` bounds them per citizen across nodes (the app's verifier has both;
+    a bare verifier neither)."""
+
+    def __init__(self, base_url: str, secret: str, timeout: float, session: requests.Session | None = None,
+                 *, max_concurrent: int | None = None, citizen_slots: ConcurrencyLimit | None = None):
+        self._calls = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
+        self.citizen_slots = citizen_slots
         if not secret:
             raise ValueError("the bank verification secret (IDP_BANK_SECRET) is empty")
         self.url = base_url.rstrip("/") + VERIFY_PATH
@@ -165,7 +205,31 @@ class BankVerifier:
             session.mount(base_url.rstrip("/") + "/", HTTPAdapter(max_retries=retry))
         self.session = session
 
-    def verify(self, check: BankCheck) -> BankOutcome:
+    def verify(self, check: BankCheck, *, charges: tuple[Charge, ...] = ()) -> BankOutcome:
+        """The platform's outcome for ``check``.  ``charges`` (budgets such as a flow's bank
+        checks or an account's per day: ``KeyedLimit(...).charge(key)``) are taken first — the
+        first exhausted one raises its error — and given back if no answer came
+        (``BankUnavailable`` and its kinds: down, timed out, busy, already running)."""
+        with charged(charges, refund_on=(BankUnavailable,)), self._slot(check):
+            return self._call(check)
+
+    @contextmanager
+    def _slot(self, check: BankCheck) -> Iterator[None]:
+        if self._calls is not None and not self._calls.acquire(blocking=False):
+            log.warning("bank verification refused: every slot of this worker is busy")
+            raise BankBusy()
+        try:
+            if self.citizen_slots is None:
+                yield
+            else:
+                citizen = pii.cipher().lookup_hash("id_number", f"{check.id_type}|{check.id_number}")[:32]
+                with self.citizen_slots.held(citizen):
+                    yield
+        finally:
+            if self._calls is not None:
+                self._calls.release()
+
+    def _call(self, check: BankCheck) -> BankOutcome:
         request_id = secrets.token_hex(16)
         body = json.dumps({"request_id": request_id, **asdict(check)}, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
@@ -214,19 +278,25 @@ class BankVerifier:
 
 
 def bank_verifier() -> BankVerifier:
-    """The verifier of the running app (one per app: it keeps its connection pool)."""
+    """The verifier of the running app (one per app: it keeps its connection pool and its slots).
+
+    With ``BANK_URL`` set it speaks HTTP to that platform; with it empty, to the transport the
+    application factory installed as ``app.extensions["idp_bank_transport"]`` (the in-process
+    sandbox, development and tests only)."""
     app = current_app
     verifier = app.extensions.get("idp_bank")
     if verifier is None:
         cfg = app.config
+        limits = dict(max_concurrent=int(cfg["BANK_MAX_CONCURRENT"]), citizen_slots=CITIZEN_SLOTS)
         if cfg.get("BANK_URL"):
-            verifier = BankVerifier(cfg["BANK_URL"], cfg["BANK_SECRET"], float(cfg["BANK_TIMEOUT"]))
+            verifier = BankVerifier(cfg["BANK_URL"], cfg["BANK_SECRET"], float(cfg["BANK_TIMEOUT"]), **limits)
         else:
-            from ...sandbox.bank import BankSandbox
-            from ...sandbox.transport import WSGITransport
-
+            transport: Callable[[], requests.adapters.BaseAdapter] | None = app.extensions.get("idp_bank_transport")
+            if transport is None:
+                raise ConfigError("IDP_BANK_URL is empty: name the bank verification platform")
             session = requests.Session()
-            session.mount(IN_PROCESS_URL + "/", WSGITransport(BankSandbox.from_data_file(cfg["BANK_SECRET"])))
-            verifier = BankVerifier(IN_PROCESS_URL, cfg["BANK_SECRET"], float(cfg["BANK_TIMEOUT"]), session=session)
+            session.mount(IN_PROCESS_URL + "/", transport())
+            verifier = BankVerifier(IN_PROCESS_URL, cfg["BANK_SECRET"], float(cfg["BANK_TIMEOUT"]), session=session,
+                                    **limits)
         app.extensions["idp_bank"] = verifier
     return verifier

@@ -6,9 +6,15 @@
   ``/dev/sms-outbox`` and logs it; production settings refuse it.
 - ``HttpSmsSender``: a gateway reached by URL and key (``IDP_SMS_URL``, ``IDP_SMS_KEY``).
 
-``SmsCode`` issues and checks codes: 6 digits, valid 5 minutes, resend after 60 seconds, at most
-5 tries per code, bound to a purpose and a phone, a daily cap per phone.  Only a keyed hash of
-the code is stored, in Redis under a keyed hash of the phone, so Redis holds neither.
+``SmsCode`` issues and checks codes bound to a purpose and a phone; their length, lifetime,
+resend delay, tries per code and the daily cap per phone are settings (``SMS_*`` in
+``idp/config.py``).  Only a keyed hash of the code is stored, in Redis under a keyed hash of the
+phone, so Redis holds neither.
+
+Budgets are taken before the work and given back when nothing was sent: ``send`` checks the
+resend delay first (``SmsResendTooSoon`` spends nothing), then takes the caller's charges (a
+flow's SMS budget: ``KeyedLimit(...).charge(flow_id)``) and the phone's daily cap, and returns
+all of them if the gateway did not take the message.
 """
 
 from __future__ import annotations
@@ -32,13 +38,10 @@ from ...errors import UserError
 from ...extensions import redis_store
 from ..audit import events as audit
 from ..identity import pii
+from ..limits import Charge, KeyedLimit, charged
 
 log = logging.getLogger(__name__)
 
-CODE_LENGTH = 6
-CODE_TTL = 5 * 60
-RESEND_AFTER = 60
-MAX_TRIES = 5
 CHINA = timezone(timedelta(hours=8))  # the daily cap follows the citizen's calendar day
 
 PURPOSES: dict[str, str] = {
@@ -84,6 +87,28 @@ class SmsCodeExhausted(SmsCodeInvalid):
 
 class SmsCodeNotRequested(SmsCodeInvalid):
     message = "请先点击“发送短信验证”获取短信验证码"
+
+
+# -- policy (the settings, read when used) --------------------------------------------------------
+@dataclass(frozen=True)
+class SmsPolicy:
+    code_length: int
+    code_ttl: int
+    resend_after: int
+    max_tries: int
+    daily_cap: int
+
+    @classmethod
+    def current(cls) -> SmsPolicy:
+        cfg = current_app.config
+        return cls(int(cfg["SMS_CODE_LENGTH"]), int(cfg["SMS_CODE_TTL"]), int(cfg["SMS_RESEND_AFTER"]),
+                   int(cfg["SMS_MAX_TRIES"]), int(cfg["SMS_DAILY_CAP"]))
+
+
+# codes per phone per calendar day (the day is in the key; the window only lets Redis forget it)
+DAILY_CAP = KeyedLimit("SMS_DAILY_CAP", SmsDailyCapReached, namespace="sms-daily", window=2 * 24 * 3600)
+# typed codes checked per code sent (keyed by the code's own id: a new code starts afresh)
+TRIES = KeyedLimit("SMS_MAX_TRIES", SmsCodeExhausted, namespace="sms-tries", window="SMS_CODE_TTL")
 
 
 # -- senders -------------------------------------------------------------------------------------
@@ -159,6 +184,8 @@ class HttpSmsSender:
 
 
 def sms_sender() -> SmsSender:
+    """The app's sender: the gateway (``SMS_BACKEND=http``), or the outbox the application
+    factory installed for development and tests."""
     app = current_app
     sender = app.extensions.get("idp_sms")
     if sender is None:
@@ -166,7 +193,7 @@ def sms_sender() -> SmsSender:
         if cfg["SMS_BACKEND"] == "http":
             sender = HttpSmsSender(cfg["SMS_URL"], cfg["SMS_KEY"], float(cfg["SMS_TIMEOUT"]))
         elif cfg["SMS_BACKEND"] == "outbox":
-            sender = OutboxSmsSender()
+            raise ValueError("IDP_SMS_BACKEND=outbox serves development and tests only; use http with IDP_SMS_URL")
         else:
             raise ValueError(f"IDP_SMS_BACKEND={cfg['SMS_BACKEND']!r}: choose outbox or http")
         app.extensions["idp_sms"] = sender
@@ -211,77 +238,95 @@ class SmsCode:
     def _cooldown_key(self, phone: str) -> str:
         return f"sms:resend:{self.purpose}:{self._phone_key(phone)}"
 
-    def _daily_key(self, phone: str) -> str:
-        day = datetime.fromtimestamp(self.clock(), CHINA).strftime("%Y%m%d")
-        return f"sms:daily:{self._phone_key(phone)}:{day}"
+    def _day(self) -> str:
+        return datetime.fromtimestamp(self.clock(), CHINA).strftime("%Y%m%d")
 
     def _digest(self, phone: str, code: str) -> str:
         key = current_app.config["SECRET_KEY"].encode()
         return hmac.new(key, f"sms|{self.purpose}|{phone}|{code}".encode(), hashlib.sha256).hexdigest()
 
-    def send(self, phone: str, *, actor: str | None = None) -> SmsSent:
+    def sent_today(self, phone: str) -> int:
+        """Codes of any purpose counted against ``phone``'s daily cap today."""
+        return DAILY_CAP.used(self._phone_key(phone), self._day())
+
+    def check_resend(self, phone: str) -> None:
+        """Raise ``SmsResendTooSoon`` if a code of this purpose went to ``phone`` within the resend
+        delay (a read: ``send`` takes the gate itself, atomically)."""
+        wait = SmsPolicy.current().resend_after
+        last = redis_store.get(self._cooldown_key(phone))
+        if last is not None and self.clock() - float(last) < wait:
+            raise SmsResendTooSoon(max(1, int(wait - (self.clock() - float(last)) + 0.999)))
+
+    def send(self, phone: str, *, actor: str | None = None, charges: tuple[Charge, ...] = ()) -> SmsSent:
         """Issue a fresh code to ``phone`` (11 digits) and send it; the previous code of this
-        purpose and phone stops working."""
+        purpose and phone stops working.
+
+        Raises before spending anything: ``SmsResendTooSoon``; then the error of the first
+        exhausted budget among ``charges`` (the caller's, e.g. a flow's) and the phone's daily cap
+        (``SmsDailyCapReached``), having given back what it took; ``SmsUnavailable`` when the
+        gateway did not take the message, with every budget given back."""
+        policy = SmsPolicy.current()
         now = self.clock()
         cooldown = self._cooldown_key(phone)
         # the resend gate is taken atomically (SET NX): two parallel presses send one code
-        if not redis_store.set(cooldown, str(now), nx=True, ex=RESEND_AFTER):
+        if not redis_store.set(cooldown, str(now), nx=True, ex=policy.resend_after):
             last = float(redis_store.get(cooldown) or now)
-            if now - last < RESEND_AFTER:
-                raise SmsResendTooSoon(max(1, int(RESEND_AFTER - (now - last) + 0.999)))
-            redis_store.set(cooldown, str(now), ex=RESEND_AFTER)  # outlived its window (clock skew)
-        daily = self._daily_key(phone)
-        pipe = redis_store.pipeline()
-        pipe.incr(daily)
-        pipe.expire(daily, 2 * 24 * 3600)
-        count, _ = pipe.execute()
-        if count > int(current_app.config["SMS_DAILY_CAP"]):
+            if now - last < policy.resend_after:
+                raise SmsResendTooSoon(max(1, int(policy.resend_after - (now - last) + 0.999)))
+            redis_store.set(cooldown, str(now), ex=policy.resend_after)  # outlived its window (clock skew)
+        key = self._code_key(phone)
+        daily = DAILY_CAP.charge(self._phone_key(phone), self._day())
+        try:
+            with charged((*charges, daily), refund_on=(SmsUnavailable,)):
+                code = "".join(secrets.choice("0123456789") for _ in range(policy.code_length))
+                record = {"digest": self._digest(phone, code), "expires_at": str(now + policy.code_ttl),
+                          "id": secrets.token_hex(8)}
+                pipe = redis_store.pipeline()
+                pipe.delete(key)
+                pipe.hset(key, mapping=record)
+                pipe.expire(key, policy.code_ttl + 60)
+                pipe.execute()
+                text = (f"{SIGNATURE}您的{PURPOSES[self.purpose]}验证码为{code}，"
+                        f"{policy.code_ttl // 60}分钟内有效。请勿泄露给他人。")
+                (self._sender or sms_sender()).send(phone, text, purpose=self.purpose)
+        except SmsDailyCapReached:
             redis_store.delete(cooldown)  # nothing was sent
             audit.record("sms.sent", "denied", actor=actor, purpose=self.purpose, reason="daily_cap")
-            raise SmsDailyCapReached()
-        code = "".join(secrets.choice("0123456789") for _ in range(CODE_LENGTH))
-        record = {"digest": self._digest(phone, code), "expires_at": str(now + CODE_TTL), "tries": "0"}
-        key = self._code_key(phone)
-        pipe = redis_store.pipeline()
-        pipe.delete(key)
-        pipe.hset(key, mapping=record)
-        pipe.expire(key, CODE_TTL + 60)
-        pipe.execute()
-        text = f"{SIGNATURE}您的{PURPOSES[self.purpose]}验证码为{code}，{CODE_TTL // 60}分钟内有效。请勿泄露给他人。"
-        try:
-            (self._sender or sms_sender()).send(phone, text, purpose=self.purpose)
+            raise
         except SmsUnavailable:
-            # nothing went out: the citizen may try again at once, and it costs no daily quota
+            # nothing went out: the citizen may try again at once, and it cost no budget
             redis_store.delete(key, cooldown)
-            redis_store.decr(daily)
             audit.record("sms.sent", "error", actor=actor, purpose=self.purpose, reason="gateway")
             raise
+        except UserError:
+            redis_store.delete(cooldown)  # a caller's budget refused: nothing was sent
+            raise
         audit.record("sms.sent", actor=actor, purpose=self.purpose)
-        return SmsSent(phone, CODE_TTL, RESEND_AFTER)
+        return SmsSent(phone, policy.code_ttl, policy.resend_after)
 
     def verify(self, phone: str, code: str) -> None:
-        """Accept the code once, or raise an ``SmsCodeInvalid`` subclass.  Every try counts
-        before the comparison (so parallel guesses cannot exceed the limit); a right code is
-        spent at once."""
+        """Accept the code once, or raise an ``SmsCodeInvalid`` subclass.  Every try is taken
+        from the code's budget before the comparison (so parallel guesses cannot exceed it); a
+        right code is spent at once."""
+        policy = SmsPolicy.current()
         key = self._code_key(phone)
-        pipe = redis_store.pipeline()  # one round trip; MULTI keeps the count and the read together
-        pipe.hincrby(key, "tries", 1)
-        pipe.hgetall(key)
-        tries, stored = pipe.execute()
-        if b"digest" not in stored:  # no code (never sent, expired, spent): drop the stray counter
-            redis_store.delete(key)
+        stored = redis_store.hgetall(key)
+        if b"digest" not in stored:  # no code (never sent, expired, spent)
             raise SmsCodeInvalid()
-        if tries > MAX_TRIES:
+        code_id = stored.get(b"id", b"").decode()
+        try:
+            TRIES.take(code_id)
+        except SmsCodeExhausted:
             redis_store.delete(key)
-            raise SmsCodeExhausted()
+            raise
         if self.clock() > float(stored[b"expires_at"]):
             redis_store.delete(key)
             raise SmsCodeExpired()
         presented = (code or "").strip()
-        if not (presented.isdigit() and len(presented) == CODE_LENGTH) or not hmac.compare_digest(
+        if not (presented.isdigit() and len(presented) == policy.code_length) or not hmac.compare_digest(
             stored[b"digest"].decode(), self._digest(phone, presented)
         ):
-            if tries >= MAX_TRIES:
+            if TRIES.spent(code_id):
                 redis_store.delete(key)
                 raise SmsCodeExhausted()
             raise SmsCodeInvalid()
