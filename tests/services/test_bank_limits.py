@@ -52,7 +52,7 @@ def _close(app):
 
 @pytest.fixture
 def slow_bank():
-    sandbox = BankSandbox(RECORDS, SECRET, latency=1.0)
+    sandbox = BankSandbox(RECORDS, SECRET, latency=2.0)
     with serve(sandbox, free_port()) as url:
         yield url, sandbox
 
@@ -85,7 +85,7 @@ def test_one_bank_call_per_citizen_at_a_time(keys_dir, slow_bank):
         demo = next(r for r in RECORDS if r.demo)
         results = _parallel(app, [lambda: bank_verifier().verify(check_of(demo))] * 6)
         refused = [(r, took) for r, took in results if isinstance(r, BankCheckInProgress)]
-        assert len(refused) == 5 and all(took < 0.5 for _, took in refused)  # answered at once
+        assert len(refused) == 5 and all(took < 1.5 for _, took in refused)  # answered at once
         assert refused[0][0].status == 429 and refused[0][0].message == IN_PROGRESS
         assert sandbox.calls == 1
         with app.test_request_context("/"):
@@ -103,7 +103,7 @@ def test_calls_per_worker_are_bounded(keys_dir, slow_bank):
         citizens = [r for r in RECORDS if r.card_type != "credit"][: bound + 3]
         results = _parallel(app, [lambda r=r: bank_verifier().verify(check_of(r)) for r in citizens])
         busy = [(r, took) for r, took in results if isinstance(r, BankBusy)]
-        assert len(busy) == 3 and all(took < 0.5 for _, took in busy)
+        assert len(busy) == 3 and all(took < 1.5 for _, took in busy)
         assert busy[0][0].status == 503 and isinstance(busy[0][0], BankUnavailable)
         assert sandbox.calls == bound
     finally:
@@ -202,7 +202,7 @@ def test_parallel_profile_changes_of_one_citizen_over_http(keys_dir, tmp_path, s
                 s.close()
         refused = [(r, took) for r, took in results if r.status_code == 429]
         assert len(refused) == 7
-        assert all(IN_PROGRESS in field_errors(r.content) and took < 0.8 for r, took in refused)
+        assert all(IN_PROGRESS in field_errors(r.content) and took < 1.5 for r, took in refused)
         assert sandbox.calls == 1
         with app.app_context():
             assert profile_change.BANK_CHECKS.used(user.id) == 1  # the refused ones spent nothing
