@@ -1,7 +1,7 @@
 """JWT access tokens (RFC 9068): issued at the token endpoint, verified without a database read.
 
-A verified token still has to be unrevoked: revocation writes the ``jti`` to Redis
-(``tokens.is_access_token_revoked``), so a check is one Redis EXISTS.  Verification keys come from
+A verified token still has to be unrevoked: revocation is recorded in PostgreSQL and cached in a
+Redis deny-list (``services.accounts.revocation``), so a check is one Redis MGET.  Verification keys come from
 the in-memory key store (parsed once), never from disk per request.
 """
 

@@ -17,7 +17,7 @@ from .access_tokens import issuer, verify_access_token
 from .claims import user_claims
 from .grants import sha256
 from .keys import key_store
-from ..services.accounts.revocation import _mark_revoked, revoke_grant
+from ..services.accounts.revocation import revoke_access_token, revoke_grant
 
 ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -48,8 +48,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             # RFC 7009 §2.1: revoking a refresh token also revokes its access tokens
             count = revoke_grant(token.grant_id)
         else:
-            _mark_revoked([token])
-            count = 1
+            count = revoke_access_token(token)
         audit.record("token.revoked", actor=token.client_id, client_id=token.client_id,
                      token_type=token.presented_as, revoked=count, commit=False)
         db.session.commit()
