@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
@@ -89,6 +90,9 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return issuer()
 
     def generate_user_info(self, user, scope: str):
+        if user is None:
+            # a client's own token (client_credentials): there is no end-user to describe
+            raise InvalidTokenError("The access token was not issued for an end-user.")
         return user_claims(user, scope)
 
     def resolve_private_key(self):

@@ -11,7 +11,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from ..auth.resume import resume_after_login
+from ..services.accounts.resume import ask_login_then_resume, resume_after_login
 from ..extensions import csrf, db
 from ..models import Consent
 from ..services.audit import events as audit
@@ -55,7 +55,7 @@ def authorize():
     if needed is not None and needed.prompt == "login":
         if "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
-        resume_after_login(resume_url_after_login())
+        ask_login_then_resume(resume_url_after_login())
         if hint := request.values.get("login_hint"):
             session["login_hint"] = hint[:32]
         return redirect(url_for("auth.login"))

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskAuthorizationServer
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.base import invalid_error_characters
+from authlib.oauth2.rfc6749.errors import UnsupportedResponseTypeError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app
@@ -83,6 +86,32 @@ def save_token(token: dict, request) -> None:
         client_id=client.client_id, grant_type=request.payload.grant_type,
     )
     commit_keeping_loaded()  # the code and the user are read again for the ID token
+
+
+class _UnsupportedResponseType(UnsupportedResponseTypeError):
+    def get_error_description(self) -> str:
+        return "The response type is not supported."
+
+
+class AuthorizationServer(_FlaskAuthorizationServer):
+    def get_authorization_grant(self, request):
+        # Authlib echoes an unknown response_type in its error description and raises a
+        # ValueError (a 500) when that holds a character RFC 6749 forbids there ('"', '\\',
+        # non-ASCII).  Such a value never names a grant: answer unsupported_response_type,
+        # to the client only once the client and its redirect URI are known good.
+        if invalid_error_characters(request.payload.response_type or ""):
+            raise _UnsupportedResponseType(None, redirect_uri=_checked_redirect_uri(self, request))
+        return super().get_authorization_grant(request)
+
+
+def _checked_redirect_uri(server, request) -> str | None:
+    client = server.query_client(request.payload.client_id) if request.payload.client_id else None
+    if client is None:
+        return None
+    requested = request.payload.redirect_uri
+    if requested:
+        return requested if client.check_redirect_uri(requested) else None
+    return client.get_default_redirect_uri()
 
 
 class ProviderIssuer(IssuerParameter):
