@@ -207,7 +207,9 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
 
 
 class S256CodeChallenge(CodeChallenge):
-    """PKCE, S256 only (``plain`` protects nothing against a code intercepted on the device)."""
+    """PKCE, S256 only (``plain`` protects nothing against a code intercepted on the device), and
+    for every client: a confidential client's secret does not stop an attacker who injects a
+    stolen code into its callback, PKCE does (RFC 9700 §2.1.1, OAuth 2.1)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
@@ -216,9 +218,8 @@ class S256CodeChallenge(CodeChallenge):
         payload = grant.request.payload.data
         if payload.get("code_challenge") and payload.get("code_challenge_method", "plain") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256", redirect_uri=redirect_uri)
-        if grant.request.client.is_public and not payload.get("code_challenge"):
-            raise InvalidRequestError("PKCE (code_challenge, S256) is required for public clients",
-                                      redirect_uri=redirect_uri)
+        if not payload.get("code_challenge"):
+            raise InvalidRequestError("PKCE (code_challenge, S256) is required", redirect_uri=redirect_uri)
 
     def get_authorization_code_challenge(self, authorization_code: AuthorizationCode):
         return authorization_code.code_challenge
