@@ -81,6 +81,7 @@ class Token(db.Model):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(Integer)
     amr: Mapped[list] = mapped_column(JSON, default=list)
+    acr: Mapped[str | None] = mapped_column(String(64))  # of the login, for refreshed ID tokens
     refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

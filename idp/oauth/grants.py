@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from authlib.oidc.core.grants import OpenIDToken as _OpenIDToken
 from flask import current_app, g
 from joserfc.jwk import KeySet
 from sqlalchemy import select
@@ -25,7 +26,7 @@ from ..extensions import commit_keeping_loaded, db, redis_store
 from ..models import AuthorizationCode, Token, User
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
-from .access_tokens import grant_context, issuer
+from .access_tokens import issue_tokens, issuer
 from .claims import user_claims
 from .keys import key_store
 from ..services.accounts.revocation import revoke_grant
@@ -57,7 +58,16 @@ def _claim(model, row, column) -> bool:
     return True
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class _ProviderTokens:
+    """Tokens are built from what the grant redeemed — ``request.authorization_code`` or
+    ``request.refresh_token``, set by Authlib — so the login behind them (session, auth_time,
+    amr, acr, grant family) reaches the access token and ``save_token`` without a side channel."""
+
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
+        return issue_tokens(self.request, user, scope, include_refresh_token)
+
+
+class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     AUTHORIZATION_CODE_LENGTH = 43
 
@@ -131,17 +141,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         if not _claim(AuthorizationCode, authorization_code, AuthorizationCode.used_at):
             raise InvalidGrantError("The authorization code was used by a concurrent request.")
-        grant_context().update(
-            grant_id=authorization_code.grant_id,
-            sid=authorization_code.sid,
-            auth_time=authorization_code.auth_time,
-            amr=authorization_code.amr,
-            acr=authorization_code.acr,
-        )
         return user
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(_ProviderTokens, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every use returns a new refresh token
 
@@ -159,9 +162,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if row.refresh_expires_at and row.refresh_expires_at <= _now():
             return None
-        grant_context().update(
-            grant_id=row.grant_id, sid=row.sid, auth_time=row.auth_time, amr=row.amr, parent=row
-        )
         return _RefreshCredential(row)
 
     def authenticate_user(self, credential: "_RefreshCredential") -> User | None:
@@ -198,12 +198,8 @@ class _RefreshCredential:
         return self.row.revoked_at is not None or self.row.rotated_at is not None
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+class ClientCredentialsGrant(_ProviderTokens, grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-
-    def validate_token_request(self):
-        super().validate_token_request()
-        grant_context()["grant_id"] = secrets.token_urlsafe(18)
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -228,14 +224,9 @@ class S256CodeChallenge(CodeChallenge):
         return authorization_code.code_challenge_method
 
 
-class OpenIDCode(_OpenIDCode):
-    def exists_nonce(self, nonce: str, request) -> bool:
-        # Authlib asks once when validating and again when answering: one Redis read per request
-        key = f"nonce:{request.payload.client_id}:{nonce}"
-        seen = g.setdefault("idp_nonces_checked", {})
-        if key not in seen:
-            seen[key] = bool(redis_store.exists(key))
-        return seen[key]
+class _IdTokens:
+    """How ID tokens are signed and what every one of them says (shared by the code flow and
+    refresh)."""
 
     def resolve_client_private_key(self, client):
         return key_store().current().key
@@ -256,14 +247,40 @@ class OpenIDCode(_OpenIDCode):
             "exp": now + current_app.config["ID_TOKEN_LIFETIME"],
         }
 
+    def generate_user_info(self, user: User, scope: str):
+        return user_claims(user, scope)
+
+
+class OpenIDCode(_IdTokens, _OpenIDCode):
+    def exists_nonce(self, nonce: str, request) -> bool:
+        # Authlib asks once when validating and again when answering: one Redis read per request
+        key = f"nonce:{request.payload.client_id}:{nonce}"
+        seen = g.setdefault("idp_nonces_checked", {})
+        if key not in seen:
+            seen[key] = bool(redis_store.exists(key))
+        return seen[key]
+
     def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict:
         claims = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
         return claims
 
-    def generate_user_info(self, user: User, scope: str):
-        return user_claims(user, scope)
+
+class OpenIDRefresh(_IdTokens, _OpenIDToken):
+    """A refresh with ``openid`` in its scope answers a fresh ID token too, as Keycloak and node
+    oidc-provider do: same ``sub`` and ``auth_time`` (the login has not happened again), the
+    login's ``amr``/``acr``/``sid``, and no ``nonce`` (that belonged to the authorization
+    request; OpenID Connect Core §12.2)."""
+
+    def get_compatible_claims(self, request) -> dict:
+        claims = super().get_compatible_claims(request)
+        row = request.refresh_token.row
+        claims["auth_time"] = row.auth_time
+        for name in ("amr", "acr", "sid"):
+            if getattr(row, name):
+                claims[name] = getattr(row, name)
+        return claims
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):

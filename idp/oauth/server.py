@@ -6,13 +6,13 @@ Storage is plugged in through ``query_client`` and ``save_token``; grants and en
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta, timezone
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer as _FlaskAuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749.errors import UnsupportedResponseTypeError
-from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app
 
@@ -20,13 +20,14 @@ from ..extensions import commit_keeping_loaded, csrf, db
 from ..models import Client, Token
 from ..services.audit import events as audit
 from . import logout
-from .access_tokens import JwtBearerTokenValidator, access_token_lifetime, grant_context, issue_access_token, issuer
+from .access_tokens import JwtBearerTokenValidator, authentication_of, issuer, unverified_claims
 from .client_cache import cached_client
 from .endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint, UserInfoEndpoint
 from .grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
     OpenIDCode,
+    OpenIDRefresh,
     PrivateKeyJwt,
     RefreshTokenGrant,
     S256CodeChallenge,
@@ -39,39 +40,24 @@ def query_client(client_id: str) -> Client | None:
     return client if client is not None and client.enabled else None
 
 
-class TokenIssuer(BearerTokenGenerator):
-    """JWT access tokens; a refresh token only with ``offline_access`` (SPEC §5)."""
-
-    def __init__(self) -> None:
-        import secrets
-
-        super().__init__(
-            access_token_generator=issue_access_token,
-            refresh_token_generator=lambda **_: secrets.token_urlsafe(32),
-            expires_generator=lambda client, grant_type: access_token_lifetime(client),
-        )
-
-    def generate(self, grant_type, client, user=None, scope=None, expires_in=None, include_refresh_token=True):
-        include = include_refresh_token and user is not None and "offline_access" in (scope or "").split()
-        return super().generate(grant_type, client, user, scope, expires_in, include)
-
-
 def save_token(token: dict, request) -> None:
-    ctx = grant_context()
+    auth = authentication_of(request)
     now = datetime.now(timezone.utc)
     client: Client = request.client
     user = request.user
     refresh = token.get("refresh_token")
     refresh_lifetime = client.refresh_token_lifetime or current_app.config["REFRESH_TOKEN_LIFETIME"]
     row = dict(
-        jti=ctx["jti"],
+        jti=unverified_claims(token["access_token"])["jti"],
         client_id=client.client_id,
         user_id=user.id if user is not None else None,
         scope=token.get("scope", ""),
-        grant_id=ctx["grant_id"],
-        sid=ctx.get("sid"),
-        auth_time=ctx.get("auth_time"),
-        amr=ctx.get("amr") or [],
+        # client_credentials: each token is a family of its own
+        grant_id=auth.get("grant_id") or secrets.token_urlsafe(18),
+        sid=auth.get("sid"),
+        auth_time=auth.get("auth_time"),
+        amr=auth.get("amr") or [],
+        acr=auth.get("acr"),
         refresh_token_hash=sha256(refresh) if refresh else None,
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
@@ -132,13 +118,12 @@ def init_app(app: Flask) -> None:
     authorization = AuthorizationServer()
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     app.extensions["idp_authorization"] = authorization
-    authorization.register_token_generator("default", TokenIssuer())
     authorization.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
     authorization.register_extension(ProviderIssuer())
     authorization.register_grant(
         AuthorizationCodeGrant, [OpenIDCode(require_nonce=False), S256CodeChallenge(required=True)]
     )
-    authorization.register_grant(RefreshTokenGrant)
+    authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
     authorization.register_grant(ClientCredentialsGrant)
     authorization.register_endpoint(RevocationEndpoint)
     authorization.register_endpoint(IntrospectionEndpoint)

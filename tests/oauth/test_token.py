@@ -235,3 +235,32 @@ def test_private_key_jwt_client_authentication(client, make_client, user):
 def test_unsupported_grant_type(client, rp):
     response = client.post("/oauth/token", data={"grant_type": "password"}, headers=rp.basic)
     assert response.get_json()["error"] == "unsupported_grant_type"
+
+
+def test_refresh_with_openid_returns_a_fresh_id_token(signed_in_flow):
+    tokens = signed_in_flow.tokens(scope="openid profile offline_access")
+    keys = jwks(signed_in_flow.client)
+    first = jwt.decode(tokens["id_token"], keys).claims
+    assert first["nonce"]
+    response = refresh(signed_in_flow.client, signed_in_flow.rp, tokens["refresh_token"])
+    assert response.status_code == 200
+    body = response.get_json()
+    assert "id_token" in body
+    token = jwt.decode(body["id_token"], keys)
+    claims = token.claims
+    assert token.header["kid"] and claims["iss"] == "http://localhost"
+    assert claims["aud"] == [signed_in_flow.rp.client_id]
+    assert claims["sub"] == first["sub"] and claims["auth_time"] == first["auth_time"]
+    assert claims["acr"] == first["acr"] and claims["amr"] == first["amr"] and claims["sid"] == first["sid"]
+    assert "nonce" not in claims
+    assert claims["name"] == first["name"]  # the claims of the granted scope, as at login
+    assert claims["iat"] >= first["iat"]
+
+
+def test_refresh_without_openid_returns_no_id_token(client, make_client, user):
+    rp = make_client(first_party=True, scope="profile offline_access")
+    assert login(client, user.username, DEFAULT_PASSWORD).status_code == 302
+    tokens = CodeFlow(client, rp).tokens(scope="profile offline_access", nonce=None)
+    assert "id_token" not in tokens
+    body = refresh(client, rp, tokens["refresh_token"]).get_json()
+    assert "access_token" in body and "id_token" not in body
