@@ -108,7 +108,7 @@ class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
         commit_keeping_loaded()  # the nonce and client are read just below
         if row.nonce:
             # a nonce is spent once a code carries it (replay protection for ID tokens)
-            redis_store.set(f"nonce:{row.client_id}:{row.nonce}", 1, ex=24 * 3600)
+            redis_store.set(f"nonce:{row.client_id}:{row.nonce}", 1, ex=current_app.config["NONCE_TTL"])
         return row
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
@@ -293,7 +293,8 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
 
     def validate_jti(self, claims, jti) -> bool:
         # single use within the assertion's lifetime
-        return bool(redis_store.set(f"client-assertion:{claims['sub']}:{jti}", 1, nx=True, ex=600))
+        ttl = current_app.config["CLIENT_ASSERTION_JTI_TTL"]
+        return bool(redis_store.set(f"client-assertion:{claims['sub']}:{jti}", 1, nx=True, ex=ttl))
 
     def resolve_client_public_key(self, client):
         return KeySet.import_key_set(client.jwks or {"keys": []})

@@ -127,7 +127,7 @@ def discovery():
     if cached is None or cached[0] != current_app.config["ISSUER"]:
         cached = (current_app.config["ISSUER"], current_app.json.dumps(provider_metadata()))
         current_app.extensions["idp_discovery_json"] = cached
-    return _public_json(cached[1])
+    return _public_json(cached[1], max_age=current_app.config["DISCOVERY_MAX_AGE"])
 
 
 @bp.get("/.well-known/jwks.json")
@@ -138,11 +138,13 @@ def jwks():
     if cached is None or cached[0] is not document:
         cached = (document, current_app.json.dumps(document))
         current_app.extensions["idp_jwks_json"] = cached
-    return _public_json(cached[1])
+    # a key rotated elsewhere signs here within SIGNING_KEYS_RECHECK_SECONDS: a relying system
+    # may keep the JWKS no longer than that, or it would meet a kid its copy does not have
+    return _public_json(cached[1], max_age=key_store().recheck_seconds)
 
 
-def _public_json(body: str):
+def _public_json(body: str, max_age: float):
     response = current_app.response_class(body, mimetype="application/json")
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = f"public, max-age={int(max_age)}"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
