@@ -5,13 +5,15 @@ only once the client and that URI are known good, otherwise on an error page."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl, urlsplit
 
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from ..services.accounts.resume import ask_login_then_resume, resume_after_login
+from ..security import allow_form_target
+from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, resume_after_login
 from ..extensions import csrf, db
 from ..models import Consent
 from ..services.audit import events as audit
@@ -20,7 +22,7 @@ from .claims import SCOPE_LABELS
 from .discovery import provider_metadata
 from .interaction import needed_interaction, requested_prompts, resume_url_after_login
 from .keys import key_store
-from .server import server
+from .server import query_client, server
 
 bp = Blueprint("oauth", __name__)
 
@@ -62,6 +64,7 @@ def authorize():
     if needed is not None and needed.prompt == "consent":
         if "none" in prompts:
             raise ConsentRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+        allow_form_target(grant.redirect_uri)  # 同意 leads on to the client's redirect URI
         return render_template(
             "oauth/consent.html",
             client=client,
@@ -70,6 +73,23 @@ def authorize():
             action=request.full_path,
         )
     return srv.create_authorization_response(grant_user=user, grant=grant)
+
+
+def pending_authorization_targets() -> list[str]:
+    """The redirect URI of the authorization request this browser is in the middle of (kept
+    while it logs in, registers or recovers access): the pages' forms lead on to it."""
+    url = peek_resume_url()
+    if not url or not url.startswith(url_for("oauth.authorize") + "?"):
+        return []
+    params = dict(parse_qsl(urlsplit(url).query))
+    client = query_client(params.get("client_id", ""))
+    if client is None:
+        return []
+    requested = params.get("redirect_uri")
+    if requested:
+        return [requested] if client.check_redirect_uri(requested) else []
+    default = client.get_default_redirect_uri()
+    return [default] if default else []
 
 
 def _remember_consent(user_id: int, client_id: str, scopes: set[str]) -> None:
@@ -113,6 +133,7 @@ def end_session():
     req = srv.validate_endpoint_request("end_session")
     if req.needs_confirmation and request.method == "GET":
         # no id_token_hint: anyone could have sent the user here, so ask first (CSRF-protected)
+        allow_form_target(req.redirect_uri)  # validated post-logout URI, where 退出 leads
         return render_template("oauth/logout_confirm.html", client=req.client, action=request.full_path)
     if req.needs_confirmation:
         csrf.protect()
