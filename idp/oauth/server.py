@@ -18,8 +18,8 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app
 
 from ..extensions import commit_keeping_loaded, csrf, db
-from ..security import add_form_target_source
 from ..models import Client, Token
+from ..security import add_form_target_source
 from ..services.admin.client_secrets import verify_client_secret
 from ..services.audit import events as audit
 from . import logout
