@@ -157,3 +157,21 @@ def post_form(client, page_url: str, action: str, data: dict):
     parser.feed(page.data.decode())
     [form] = [f for f in parser.forms if f["action"] == action]
     return client.post(action, data={**form["fields"], **data})
+
+
+def test_a_reload_racing_an_uncommitted_revocation_does_not_lose_it(app, signed_in_flow):
+    """Redis loses its data between a revocation's write to the deny-list and its commit, and
+    another process reloads the deny-list in that gap (it cannot see the uncommitted row): the
+    entry is written again once the revocation commits."""
+    from idp.extensions import db
+    from idp.models import Token
+    from idp.services.accounts import revocation
+
+    tokens = signed_in_flow.tokens()
+    with app.app_context():
+        row = db.session.scalar(db.select(Token).order_by(Token.id.desc()))
+        revocation.revoke_access_token(row)
+        redis_store.flushdb()
+        redis_store.set("revocations:loaded", 1)  # the other process's reload, without this row
+        db.session.commit()
+    assert_refused(app.test_client(), signed_in_flow.rp, tokens["access_token"])

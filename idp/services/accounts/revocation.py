@@ -16,15 +16,21 @@ Redis command and no SQL.
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+import redis as redis_lib
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from ...extensions import db, redis_store
 from ...models import AuthorizationCode, Token
 
+log = logging.getLogger(__name__)
+
 _REVOKED = "revoked-jti:"
+_PENDING = "idp_revoked_jtis_to_rewrite"
 #: present while the deny-list holds every unexpired revocation recorded in PostgreSQL
 _LOADED = "revocations:loaded"
 
@@ -57,18 +63,48 @@ def reload_deny_list() -> set[str]:
 
 
 def _mark_revoked(tokens: list[Token]) -> None:
-    # the rows first (committed by the caller), then the cache.  Redis is written before the
-    # commit: if Redis fails the use case fails with nothing revoked, rather than revoked in
-    # PostgreSQL but still accepted from a complete-looking deny-list.
+    # the rows (committed by the caller) and the cache.  Redis is written before the commit: if
+    # Redis fails the use case fails with nothing revoked, rather than revoked in PostgreSQL but
+    # accepted from a complete-looking deny-list.  It is written again once the commit is done
+    # (_rewrite_after_commit): a reload that ran between the two, after Redis lost its data,
+    # could not see the uncommitted rows.
     now = datetime.now(timezone.utc)
-    pipe = redis_store.pipeline()
+    entries = []
     for token in tokens:
         if token.revoked_at is None:
             token.revoked_at = now
-        ttl = math.ceil((token.access_expires_at - now).total_seconds())
+        expires = token.access_expires_at
+        if expires > now:
+            entries.append((token.jti, expires))
+    if entries:
+        _write(entries)
+        db.session.info.setdefault(_PENDING, []).extend(entries)
+
+
+def _write(entries: list[tuple[str, datetime]]) -> None:
+    now = datetime.now(timezone.utc)
+    pipe = redis_store.pipeline()
+    for jti, expires in entries:
+        ttl = math.ceil((expires - now).total_seconds())
         if ttl > 0:
-            pipe.set(_REVOKED + token.jti, 1, ex=ttl)
+            pipe.set(_REVOKED + jti, 1, ex=ttl)
     pipe.execute()
+
+
+@event.listens_for(Session, "after_commit")
+def _rewrite_after_commit(session: Session) -> None:
+    entries = session.info.pop(_PENDING, None)
+    if entries:
+        try:
+            _write(entries)
+        except redis_lib.RedisError:
+            # the first write stands, and a Redis that lost it has lost the marker too
+            log.warning("revoked tokens not re-written to the deny-list after commit", exc_info=True)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(session: Session, _previous_transaction) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def revoke_access_token(token: Token) -> int:
