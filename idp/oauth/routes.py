@@ -12,10 +12,10 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from ..security import allow_form_target
-from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, resume_after_login
 from ..extensions import csrf, db
 from ..models import Consent
+from ..security import allow_form_target
+from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, resume_after_login
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
 from .claims import SCOPE_LABELS
