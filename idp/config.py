@@ -55,6 +55,17 @@ class BaseConfig:
     CONSENT_LIFETIME = 365 * 24 * 3600
     ADMIN_MAX_AUTH_AGE = 30 * 60
 
+    # -- tokens and protocol ---------------------------------------------------------------------
+    NONCE_TTL = 24 * 3600  # a nonce spent by an authorization code is refused again for this long
+    CLIENT_ASSERTION_JTI_TTL = 600  # private_key_jwt: an assertion's jti is single-use for this long
+    BACKCHANNEL_LOGOUT_TIMEOUT = 3.0  # seconds for each relying system's back-channel logout call
+    LOGOUT_TOKEN_LIFETIME = 120  # exp of a back-channel logout token
+    CLIENT_CACHE_SECONDS = 5.0  # another process may use a changed client's old settings this long
+    # how soon a process signs with a key rotated elsewhere (it re-reads the key index this
+    # often); also the JWKS max-age, so a relying system's cached JWKS never misses a signing key
+    SIGNING_KEYS_RECHECK_SECONDS = 5
+    DISCOVERY_MAX_AGE = 300  # Cache-Control of the discovery document (settings change it only)
+
     # -- brute force ---------------------------------------------------------------------------
     LOCKOUT_THRESHOLD = 5
     LOCKOUT_SECONDS = 15 * 60  # doubles with every further lockout, up to LOCKOUT_MAX_SECONDS
@@ -109,7 +120,7 @@ class BaseConfig:
     TRUSTED_PROXIES = 0
     LOG_LEVEL = "INFO"
     LOG_FORMAT = "text"  # text or json (one JSON object per line, for log shippers)
-    METRICS_TOKEN = ""  # when set, /metrics asks for it as a bearer token
+    METRICS_TOKEN = ""  # when set, /metrics asks for it as a bearer token (production: required)
 
     def __init__(self, **overrides: Any) -> None:
         for name in dir(self):

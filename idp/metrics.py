@@ -3,7 +3,8 @@ by type and outcome (logins, lockouts, tokens issued, registrations...).
 
 Under gunicorn with several workers set PROMETHEUS_MULTIPROC_DIR so the workers' figures are
 aggregated.  ``/metrics`` asks for ``Authorization: Bearer $IDP_METRICS_TOKEN`` when that
-setting is given; otherwise keep it on an internal network.
+setting is given.  Production without the token answers 404: request counts per endpoint and
+the audit events by outcome are for the operator's scraper, not for anyone who finds the URL.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def init_app(app: Flask) -> None:
 
 def _metrics():
     token = current_app.config.get("METRICS_TOKEN")
+    if not token and current_app.config["ENV_NAME"] == "production":
+        abort(404)
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), token.encode()):

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from typing import Callable, Iterable
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-CSP = (
+# form-action covers where a form's submission ends up, redirects included: 'self' alone, and a
+# page whose form leads on to a relying system (consent, logout confirmation, the login or
+# registration that resumes an authorization request) adds that system's registered redirect
+# URI for this request only (``allow_form_target``)
+_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "form-action 'self' http: https:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "form-action 'self'{targets}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
+CSP = _CSP.format(targets="")
+_FORM_TARGET_SOURCES = "idp_form_target_sources"
 
 # pages that show personal data or carry one-time secrets
 _NO_STORE_PREFIXES = ("/login", "/account", "/register", "/recovery", "/admin", "/oauth", "/consent", "/logout")
@@ -23,6 +32,38 @@ _DEFAULT_HEADERS = (
     ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
 )
 _DEFAULT_HEADERS_TLS = (*_DEFAULT_HEADERS, ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+
+
+def allow_form_target(uri: str | None) -> None:
+    """Let this response's forms lead to ``uri`` (a redirect URI the caller has validated)."""
+    if uri:
+        g.setdefault("csp_form_targets", []).append(uri)
+
+
+def add_form_target_source(app: Flask, source: Callable[[], Iterable[str]]) -> None:
+    """Register a function naming validated URIs that the forms of any HTML page may lead to."""
+    app.extensions.setdefault(_FORM_TARGET_SOURCES, []).append(source)
+
+
+def _csp_source(uri: str) -> str | None:
+    """The origin of a redirect URI as a CSP source (browsers match only the origin once a
+    submission has been redirected); None for anything that is not a clean URL."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    if not parts.scheme or any(c in uri for c in " ;,'\"\\\t\r\n"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else f"{parts.scheme}:"
+
+
+def _csp_for(response) -> str:
+    targets = list(g.get("csp_form_targets", ()))
+    if response.mimetype == "text/html":
+        for source in current_app.extensions.get(_FORM_TARGET_SOURCES, ()):
+            targets.extend(source())
+    sources = sorted({s for s in map(_csp_source, targets) if s})
+    return _CSP.format(targets="".join(" " + s for s in sources)) if sources else CSP
 
 
 def init_app(app: Flask) -> None:
@@ -42,6 +83,8 @@ def init_app(app: Flask) -> None:
         present = {name.lower() for name in headers.keys()}
         wanted = _DEFAULT_HEADERS_TLS if (secure or request.is_secure) else _DEFAULT_HEADERS
         headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
+        if response.mimetype == "text/html" and "content-security-policy" not in present:
+            headers["Content-Security-Policy"] = _csp_for(response)
         path = request.path
         if path.startswith(_NO_STORE_PREFIXES) or path == "/":
             headers["Cache-Control"] = "no-store"

@@ -16,7 +16,7 @@ import time
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
 
-from ..auth.resume import resume_after_login
+from ..services.accounts.resume import resume_after_login
 from ..services.audit import events as audit
 from ..services.admin.staff import may
 

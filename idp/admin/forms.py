@@ -140,9 +140,6 @@ class ClientSearchForm(FlaskForm):
 
 
 class UserSearchForm(FlaskForm):
-    class Meta:
-        csrf = False
-
     by = SelectField("检索方式", choices=[SelectChoice(k, v) for k, v in SEARCH_FIELDS.items()], default="username",
                      validate_choice=False)
     q = StringField("检索内容", render_kw={"type": "search", "autocomplete": "off", "spellcheck": "false"})

@@ -184,13 +184,15 @@ def client_rotate_secret(client_id: str):
 
 
 # -- 用户综合管理 ----------------------------------------------------------------------------------
-@bp.get("/users")
+@bp.route("/users", methods=["GET", "POST"])
 @requires("users.read")
 def user_search():
-    form = UserSearchForm(request.args)
+    # a search is a POST: a document number or phone typed here never lands in a URL, so never
+    # in an access log, the browser's history or a Referer; a GET only shows the empty form
+    form = UserSearchForm(request.form if request.method == "POST" else None)
     result = error = None
     failed = False
-    if "q" in request.args:
+    if request.method == "POST":
         try:
             result = admin_users.search_users(form.by.data, form.q.data, actor=_actor())
         except UserError as exc:

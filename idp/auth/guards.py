@@ -7,7 +7,7 @@ import functools
 from flask import g, redirect, request, url_for
 
 from ..services.accounts.sessions import current_login
-from .resume import resume_after_login
+from ..services.accounts.resume import resume_after_login
 
 
 def load_user() -> None:

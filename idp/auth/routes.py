@@ -11,7 +11,7 @@ from ..services.verification import captcha
 from ..services.accounts.sessions import end_login, start_login
 from .forms import LoginForm, LogoutForm
 from .guards import load_user
-from .resume import pop_resume_url
+from ..services.accounts.resume import pop_resume_url
 
 bp = Blueprint("auth", __name__)
 bp.before_app_request(load_user)

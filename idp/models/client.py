@@ -20,8 +20,9 @@ class ClientType(str, enum.Enum):
 class Client(db.Model, ClientMixin):
     """A relying system (应用系统).
 
-    The secret is never stored: only a keyed digest (``services.client_secrets``).  After a
-    rotation the previous digest keeps working until ``previous_secret_expires_at``.
+    The secret is never stored: only a keyed digest (``services.admin.client_secrets``, which
+    the token endpoint's client authentication asks: ``oauth/server.py``).  After a rotation the
+    previous digest keeps working until ``previous_secret_expires_at``.
     """
 
     __tablename__ = "oauth_clients"
@@ -84,11 +85,6 @@ class Client(db.Model, ClientMixin):
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.redirect_uris  # exact match, no prefix or wildcard
-
-    def check_client_secret(self, client_secret: str) -> bool:
-        from ..services.admin.client_secrets import verify_client_secret
-
-        return verify_client_secret(self, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if endpoint == "token":

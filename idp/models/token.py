@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -65,7 +65,12 @@ class Token(db.Model):
     """
 
     __tablename__ = "oauth_tokens"
-    __table_args__ = (Index("ix_oauth_tokens_user_client", "user_id", "client_id"),)
+    __table_args__ = (
+        Index("ix_oauth_tokens_user_client", "user_id", "client_id"),
+        # the revoked, unexpired access tokens: what reloads the Redis deny-list after a loss
+        Index("ix_oauth_tokens_revoked_access", "access_expires_at",
+              postgresql_where=text("revoked_at IS NOT NULL"), sqlite_where=text("revoked_at IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     jti: Mapped[str] = mapped_column(String(64), unique=True)
@@ -76,6 +81,7 @@ class Token(db.Model):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[int | None] = mapped_column(Integer)
     amr: Mapped[list] = mapped_column(JSON, default=list)
+    acr: Mapped[str | None] = mapped_column(String(64))  # of the login, for refreshed ID tokens
     refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,19 +1,20 @@
 """JWT access tokens (RFC 9068): issued at the token endpoint, verified without a database read.
 
-A verified token still has to be unrevoked: revocation writes the ``jti`` to Redis
-(``tokens.is_access_token_revoked``), so a check is one Redis EXISTS.  Verification keys come from
+A verified token still has to be unrevoked: revocation is recorded in PostgreSQL and cached in a
+Redis deny-list (``services.accounts.revocation``), so a check is one Redis MGET.  Verification keys come from
 the in-memory key store (parsed once), never from disk per request.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
-from flask import current_app, g
+from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
@@ -31,21 +32,26 @@ def issuer() -> str:
     return current_app.config["ISSUER"]
 
 
-def grant_context() -> dict[str, Any]:
-    """What the grant being processed knows about the authentication behind it (set by the grants:
-    grant family, login session, auth_time, amr, acr) — carried into tokens and their rows."""
-    return g.setdefault("oauth_grant_context", {})
+def authentication_of(request) -> dict[str, Any]:
+    """What the credential a grant redeemed says about the login behind it: the authorization
+    code (``request.authorization_code``) or the refresh token (``request.refresh_token``), both
+    set by Authlib's grants.  Empty for client_credentials: no login, no user."""
+    code = request.authorization_code
+    if code is not None:
+        return dict(grant_id=code.grant_id, sid=code.sid, auth_time=code.auth_time, amr=code.amr, acr=code.acr)
+    refresh = request.refresh_token
+    if refresh is not None:
+        row = refresh.row
+        return dict(grant_id=row.grant_id, sid=row.sid, auth_time=row.auth_time, amr=row.amr, acr=row.acr)
+    return {}
 
 
 def access_token_lifetime(client: Client) -> int:
     return client.access_token_lifetime or current_app.config["ACCESS_TOKEN_LIFETIME"]
 
 
-def issue_access_token(client: Client, grant_type: str, user: User | None, scope: str) -> str:
-    ctx = grant_context()
+def issue_access_token(client: Client, user: User | None, scope: str, auth: dict[str, Any]) -> str:
     now = int(time.time())
-    jti = secrets.token_urlsafe(18)
-    ctx["jti"] = jti
     claims: dict[str, Any] = {
         "iss": issuer(),
         "sub": user.sub if user else client.client_id,
@@ -53,15 +59,37 @@ def issue_access_token(client: Client, grant_type: str, user: User | None, scope
         "client_id": client.client_id,
         "iat": now,
         "exp": now + access_token_lifetime(client),
-        "jti": jti,
+        "jti": secrets.token_urlsafe(18),
         "scope": scope or "",
     }
     if user is not None:
         for name in ("auth_time", "acr", "amr", "sid"):
-            if ctx.get(name):
-                claims[name] = ctx[name]
+            if auth.get(name):
+                claims[name] = auth[name]
     key = key_store().current()
     return jwt.encode({"alg": key.alg, "kid": key.kid, "typ": AT_TYP}, claims, key.key)
+
+
+def issue_tokens(request, user: User | None, scope: str | None, include_refresh_token: bool) -> dict[str, Any]:
+    """The token response of a grant: a JWT access token; a refresh token only with
+    ``offline_access`` (and a user)."""
+    client: Client = request.client
+    token: dict[str, Any] = {
+        "token_type": "Bearer",
+        "access_token": issue_access_token(client, user, scope or "", authentication_of(request)),
+        "expires_in": access_token_lifetime(client),
+    }
+    if include_refresh_token and user is not None and "offline_access" in (scope or "").split():
+        token["refresh_token"] = secrets.token_urlsafe(32)
+    if scope:
+        token["scope"] = scope
+    return token
+
+
+def unverified_claims(token_string: str) -> dict[str, Any]:
+    """The claims of a JWT this process has just signed (no signature check: nothing else
+    could have produced it)."""
+    return json.loads(extract_compact(token_string.encode()).payload)
 
 
 @dataclass

@@ -4,7 +4,7 @@ Every token request, userinfo call, introspection and authorization request need
 reading it from the database each time cost a SELECT and an ORM object per request, a fifth of a
 client_credentials request in the profile of issue #5.  What the cache hands out is a detached,
 read-only copy.  A change to a client committed in this process clears the cache at once; other
-processes (the other gunicorn workers, other hosts) see it within ``CLIENT_CACHE_SECONDS``
+processes (the other gunicorn workers, other hosts) see it within ``IDP_CLIENT_CACHE_SECONDS``
 (default 5 s) — the bound on how long a disabled client or a replaced secret can still be used
 there, the same trade Keycloak makes with its per-node client cache.  Unknown client ids are never
 cached, so probing with random ids cannot fill memory.
@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from ..extensions import db
 from ..models import Client
 
-DEFAULT_TTL = 5.0
 _MAX_ENTRIES = 10_000
 _CHANGED = "idp_clients_changed"
 
@@ -33,7 +32,7 @@ def _cache() -> dict[str, tuple[float, Client]]:
 
 def cached_client(client_id: str) -> Client | None:
     """The client with this id, enabled or not (callers decide), or None."""
-    ttl = float(current_app.config.get("CLIENT_CACHE_SECONDS", DEFAULT_TTL))
+    ttl = float(current_app.config["CLIENT_CACHE_SECONDS"])
     cache = _cache()
     now = time.monotonic()
     entry = cache.get(client_id)

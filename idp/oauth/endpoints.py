@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
@@ -17,7 +18,7 @@ from .access_tokens import issuer, verify_access_token
 from .claims import user_claims
 from .grants import sha256
 from .keys import key_store
-from ..services.accounts.revocation import _mark_revoked, revoke_grant
+from ..services.accounts.revocation import revoke_access_token, revoke_grant
 
 ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -48,8 +49,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             # RFC 7009 §2.1: revoking a refresh token also revokes its access tokens
             count = revoke_grant(token.grant_id)
         else:
-            _mark_revoked([token])
-            count = 1
+            count = revoke_access_token(token)
         audit.record("token.revoked", actor=token.client_id, client_id=token.client_id,
                      token_type=token.presented_as, revoked=count, commit=False)
         db.session.commit()
@@ -90,6 +90,9 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return issuer()
 
     def generate_user_info(self, user, scope: str):
+        if user is None:
+            # a client's own token (client_credentials): there is no end-user to describe
+            raise InvalidTokenError("The access token was not issued for an end-user.")
         return user_claims(user, scope)
 
     def resolve_private_key(self):

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from authlib.oidc.core.grants import OpenIDToken as _OpenIDToken
 from flask import current_app, g
 from joserfc.jwk import KeySet
 from sqlalchemy import select
@@ -25,7 +26,7 @@ from ..extensions import commit_keeping_loaded, db, redis_store
 from ..models import AuthorizationCode, Token, User
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
-from .access_tokens import grant_context, issuer
+from .access_tokens import issue_tokens, issuer
 from .claims import user_claims
 from .keys import key_store
 from ..services.accounts.revocation import revoke_grant
@@ -57,9 +58,30 @@ def _claim(model, row, column) -> bool:
     return True
 
 
-class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+class _ProviderTokens:
+    """Tokens are built from what the grant redeemed — ``request.authorization_code`` or
+    ``request.refresh_token``, set by Authlib — so the login behind them (session, auth_time,
+    amr, acr, grant family) reaches the access token and ``save_token`` without a side channel."""
+
+    def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
+        return issue_tokens(self.request, user, scope, include_refresh_token)
+
+
+class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     AUTHORIZATION_CODE_LENGTH = 43
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        # Authlib quotes the requested URI in its error description and then refuses to build
+        # an error whose description holds a character RFC 6749 forbids there (a ValueError,
+        # a 500): say the same without echoing what the caller sent.  No redirect_uri on the
+        # error: an unregistered URI gets the error page, never a redirect.
+        if request.payload.redirect_uri:
+            if not client.check_redirect_uri(request.payload.redirect_uri):
+                raise InvalidRequestError("The redirect URI is not registered for this client.")
+            return request.payload.redirect_uri
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
         login = current_login()
@@ -86,7 +108,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         commit_keeping_loaded()  # the nonce and client are read just below
         if row.nonce:
             # a nonce is spent once a code carries it (replay protection for ID tokens)
-            redis_store.set(f"nonce:{row.client_id}:{row.nonce}", 1, ex=24 * 3600)
+            redis_store.set(f"nonce:{row.client_id}:{row.nonce}", 1, ex=current_app.config["NONCE_TTL"])
         return row
 
     def query_authorization_code(self, code: str, client) -> AuthorizationCode | None:
@@ -119,17 +141,10 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             return None
         if not _claim(AuthorizationCode, authorization_code, AuthorizationCode.used_at):
             raise InvalidGrantError("The authorization code was used by a concurrent request.")
-        grant_context().update(
-            grant_id=authorization_code.grant_id,
-            sid=authorization_code.sid,
-            auth_time=authorization_code.auth_time,
-            amr=authorization_code.amr,
-            acr=authorization_code.acr,
-        )
         return user
 
 
-class RefreshTokenGrant(grants.RefreshTokenGrant):
+class RefreshTokenGrant(_ProviderTokens, grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every use returns a new refresh token
 
@@ -147,9 +162,6 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             return None
         if row.refresh_expires_at and row.refresh_expires_at <= _now():
             return None
-        grant_context().update(
-            grant_id=row.grant_id, sid=row.sid, auth_time=row.auth_time, amr=row.amr, parent=row
-        )
         return _RefreshCredential(row)
 
     def authenticate_user(self, credential: "_RefreshCredential") -> User | None:
@@ -186,16 +198,14 @@ class _RefreshCredential:
         return self.row.revoked_at is not None or self.row.rotated_at is not None
 
 
-class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+class ClientCredentialsGrant(_ProviderTokens, grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-
-    def validate_token_request(self):
-        super().validate_token_request()
-        grant_context()["grant_id"] = secrets.token_urlsafe(18)
 
 
 class S256CodeChallenge(CodeChallenge):
-    """PKCE, S256 only (``plain`` protects nothing against a code intercepted on the device)."""
+    """PKCE, S256 only (``plain`` protects nothing against a code intercepted on the device), and
+    for every client: a confidential client's secret does not stop an attacker who injects a
+    stolen code into its callback, PKCE does (RFC 9700 §2.1.1, OAuth 2.1)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
@@ -204,9 +214,8 @@ class S256CodeChallenge(CodeChallenge):
         payload = grant.request.payload.data
         if payload.get("code_challenge") and payload.get("code_challenge_method", "plain") != "S256":
             raise InvalidRequestError("code_challenge_method must be S256", redirect_uri=redirect_uri)
-        if grant.request.client.is_public and not payload.get("code_challenge"):
-            raise InvalidRequestError("PKCE (code_challenge, S256) is required for public clients",
-                                      redirect_uri=redirect_uri)
+        if not payload.get("code_challenge"):
+            raise InvalidRequestError("PKCE (code_challenge, S256) is required", redirect_uri=redirect_uri)
 
     def get_authorization_code_challenge(self, authorization_code: AuthorizationCode):
         return authorization_code.code_challenge
@@ -215,14 +224,9 @@ class S256CodeChallenge(CodeChallenge):
         return authorization_code.code_challenge_method
 
 
-class OpenIDCode(_OpenIDCode):
-    def exists_nonce(self, nonce: str, request) -> bool:
-        # Authlib asks once when validating and again when answering: one Redis read per request
-        key = f"nonce:{request.payload.client_id}:{nonce}"
-        seen = g.setdefault("idp_nonces_checked", {})
-        if key not in seen:
-            seen[key] = bool(redis_store.exists(key))
-        return seen[key]
+class _IdTokens:
+    """How ID tokens are signed and what every one of them says (shared by the code flow and
+    refresh)."""
 
     def resolve_client_private_key(self, client):
         return key_store().current().key
@@ -243,14 +247,40 @@ class OpenIDCode(_OpenIDCode):
             "exp": now + current_app.config["ID_TOKEN_LIFETIME"],
         }
 
+    def generate_user_info(self, user: User, scope: str):
+        return user_claims(user, scope)
+
+
+class OpenIDCode(_IdTokens, _OpenIDCode):
+    def exists_nonce(self, nonce: str, request) -> bool:
+        # Authlib asks once when validating and again when answering: one Redis read per request
+        key = f"nonce:{request.payload.client_id}:{nonce}"
+        seen = g.setdefault("idp_nonces_checked", {})
+        if key not in seen:
+            seen[key] = bool(redis_store.exists(key))
+        return seen[key]
+
     def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> dict:
         claims = super().get_authorization_code_claims(authorization_code)
         if authorization_code.sid:
             claims["sid"] = authorization_code.sid
         return claims
 
-    def generate_user_info(self, user: User, scope: str):
-        return user_claims(user, scope)
+
+class OpenIDRefresh(_IdTokens, _OpenIDToken):
+    """A refresh with ``openid`` in its scope answers a fresh ID token too, as Keycloak and node
+    oidc-provider do: same ``sub`` and ``auth_time`` (the login has not happened again), the
+    login's ``amr``/``acr``/``sid``, and no ``nonce`` (that belonged to the authorization
+    request; OpenID Connect Core §12.2)."""
+
+    def get_compatible_claims(self, request) -> dict:
+        claims = super().get_compatible_claims(request)
+        row = request.refresh_token.row
+        claims["auth_time"] = row.auth_time
+        for name in ("amr", "acr", "sid"):
+            if getattr(row, name):
+                claims[name] = getattr(row, name)
+        return claims
 
 
 class PrivateKeyJwt(JWTBearerClientAssertion):
@@ -263,7 +293,8 @@ class PrivateKeyJwt(JWTBearerClientAssertion):
 
     def validate_jti(self, claims, jti) -> bool:
         # single use within the assertion's lifetime
-        return bool(redis_store.set(f"client-assertion:{claims['sub']}:{jti}", 1, nx=True, ex=600))
+        ttl = current_app.config["CLIENT_ASSERTION_JTI_TTL"]
+        return bool(redis_store.set(f"client-assertion:{claims['sub']}:{jti}", 1, nx=True, ex=ttl))
 
     def resolve_client_public_key(self, client):
         return KeySet.import_key_set(client.jwks or {"keys": []})

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Client, Consent
+from ..services.accounts.resume import login_answers_request
 from ..services.accounts.sessions import LoginSession
 from .keys import key_store
 
@@ -49,9 +50,11 @@ def _max_age(client, scopes, login) -> Interaction | None:
     raw = request.values.get("max_age")
     if raw is None or not raw.isdigit():
         return None
-    if time.time() - login.auth_time > int(raw):
-        return Interaction("login", "max_age")
-    return None
+    if time.time() - login.auth_time <= int(raw):
+        return None
+    if login_answers_request(resume_url_after_login(), login.auth_time):
+        return None  # the login this request asked for has just happened (counts once)
+    return Interaction("login", "max_age")
 
 
 def _id_token_hint(client, scopes, login) -> Interaction | None:

@@ -20,7 +20,6 @@ from flask import Flask, current_app
 from joserfc.jwk import ECKey, RSAKey
 
 SUPPORTED_ALGS = ("RS256", "ES256")
-_RECHECK_SECONDS = 5.0
 
 
 @dataclass
@@ -48,9 +47,11 @@ def _generate(alg: str) -> RSAKey | ECKey:
 
 
 class KeyStore:
-    def __init__(self, directory: Path, publish_for: timedelta) -> None:
+    def __init__(self, directory: Path, publish_for: timedelta, recheck_seconds: float = 5.0) -> None:
         self.directory = directory
         self.publish_for = publish_for
+        #: how often the index is stat'ed: the longest a process signs with a replaced key
+        self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._keys: list[SigningKey] = []
         self._mtime: float | None = None
@@ -64,7 +65,7 @@ class KeyStore:
     # -- loading ---------------------------------------------------------------------------------
     def _refresh(self) -> None:
         now = time.monotonic()
-        if self._mtime is not None and now - self._checked < _RECHECK_SECONDS:
+        if self._mtime is not None and now - self._checked < self.recheck_seconds:
             return
         with self._lock:
             self._checked = now
@@ -169,7 +170,8 @@ class KeyStore:
 def init_app(app: Flask, *, generate: bool = False) -> None:
     cfg = app.config
     longest = max(cfg["ID_TOKEN_LIFETIME"], cfg["ACCESS_TOKEN_LIFETIME"], 3600)
-    store = KeyStore(Path(cfg["KEYS_DIR"]) / "signing", timedelta(seconds=longest))
+    store = KeyStore(Path(cfg["KEYS_DIR"]) / "signing", timedelta(seconds=longest),
+                     recheck_seconds=cfg["SIGNING_KEYS_RECHECK_SECONDS"])
     if generate:
         store.ensure(cfg["SIGNING_ALG"])  # first start: create the signing key
     app.extensions["idp_keys"] = store

@@ -12,7 +12,7 @@ import secrets
 import time
 
 import requests
-from flask import Flask
+from flask import Flask, current_app
 from joserfc import jwt
 from sqlalchemy import select
 
@@ -27,7 +27,6 @@ from ..services.accounts.revocation import revoke_session_tokens
 log = logging.getLogger(__name__)
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-TIMEOUT_SECONDS = 3.0
 
 
 def logout_token(client: Client, user: User, sid: str) -> str:
@@ -37,7 +36,7 @@ def logout_token(client: Client, user: User, sid: str) -> str:
         "iss": issuer(),
         "aud": client.client_id,
         "iat": now,
-        "exp": now + 120,
+        "exp": now + current_app.config["LOGOUT_TOKEN_LIFETIME"],
         "jti": secrets.token_urlsafe(16),
         "sub": user.sub,
         "sid": sid,
@@ -70,7 +69,7 @@ def notify_backchannel(user: User, sid: str) -> dict[str, bool]:
             response = requests.post(
                 client.backchannel_logout_uri,
                 data={"logout_token": logout_token(client, user, sid)},
-                timeout=TIMEOUT_SECONDS,
+                timeout=current_app.config["BACKCHANNEL_LOGOUT_TIMEOUT"],
                 allow_redirects=False,
             )
             ok = response.status_code in (200, 204)

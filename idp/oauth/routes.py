@@ -5,22 +5,24 @@ only once the client and that URI are known good, otherwise on an error page."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl, urlsplit
 
 from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from ..auth.resume import resume_after_login
 from ..extensions import csrf, db
 from ..models import Consent
+from ..security import allow_form_target
+from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, resume_after_login
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
 from .claims import SCOPE_LABELS
 from .discovery import provider_metadata
 from .interaction import needed_interaction, requested_prompts, resume_url_after_login
 from .keys import key_store
-from .server import server
+from .server import query_client, server
 
 bp = Blueprint("oauth", __name__)
 
@@ -55,13 +57,14 @@ def authorize():
     if needed is not None and needed.prompt == "login":
         if "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
-        resume_after_login(resume_url_after_login())
+        ask_login_then_resume(resume_url_after_login())
         if hint := request.values.get("login_hint"):
             session["login_hint"] = hint[:32]
         return redirect(url_for("auth.login"))
     if needed is not None and needed.prompt == "consent":
         if "none" in prompts:
             raise ConsentRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+        allow_form_target(grant.redirect_uri)  # 同意 leads on to the client's redirect URI
         return render_template(
             "oauth/consent.html",
             client=client,
@@ -70,6 +73,23 @@ def authorize():
             action=request.full_path,
         )
     return srv.create_authorization_response(grant_user=user, grant=grant)
+
+
+def pending_authorization_targets() -> list[str]:
+    """The redirect URI of the authorization request this browser is in the middle of (kept
+    while it logs in, registers or recovers access): the pages' forms lead on to it."""
+    url = peek_resume_url()
+    if not url or not url.startswith(url_for("oauth.authorize") + "?"):
+        return []
+    params = dict(parse_qsl(urlsplit(url).query))
+    client = query_client(params.get("client_id", ""))
+    if client is None:
+        return []
+    requested = params.get("redirect_uri")
+    if requested:
+        return [requested] if client.check_redirect_uri(requested) else []
+    default = client.get_default_redirect_uri()
+    return [default] if default else []
 
 
 def _remember_consent(user_id: int, client_id: str, scopes: set[str]) -> None:
@@ -113,6 +133,7 @@ def end_session():
     req = srv.validate_endpoint_request("end_session")
     if req.needs_confirmation and request.method == "GET":
         # no id_token_hint: anyone could have sent the user here, so ask first (CSRF-protected)
+        allow_form_target(req.redirect_uri)  # validated post-logout URI, where 退出 leads
         return render_template("oauth/logout_confirm.html", client=req.client, action=request.full_path)
     if req.needs_confirmation:
         csrf.protect()
@@ -127,7 +148,7 @@ def discovery():
     if cached is None or cached[0] != current_app.config["ISSUER"]:
         cached = (current_app.config["ISSUER"], current_app.json.dumps(provider_metadata()))
         current_app.extensions["idp_discovery_json"] = cached
-    return _public_json(cached[1])
+    return _public_json(cached[1], max_age=current_app.config["DISCOVERY_MAX_AGE"])
 
 
 @bp.get("/.well-known/jwks.json")
@@ -138,11 +159,13 @@ def jwks():
     if cached is None or cached[0] is not document:
         cached = (document, current_app.json.dumps(document))
         current_app.extensions["idp_jwks_json"] = cached
-    return _public_json(cached[1])
+    # a key rotated elsewhere signs here within SIGNING_KEYS_RECHECK_SECONDS: a relying system
+    # may keep the JWKS no longer than that, or it would meet a kid its copy does not have
+    return _public_json(cached[1], max_age=key_store().recheck_seconds)
 
 
-def _public_json(body: str):
+def _public_json(body: str, max_age: float):
     response = current_app.response_class(body, mimetype="application/json")
-    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cache-Control"] = f"public, max-age={int(max_age)}"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response

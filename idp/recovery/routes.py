@@ -12,7 +12,7 @@ import functools
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 
-from ..auth.resume import pop_resume_url
+from ..services.accounts.resume import pop_resume_url
 from ..errors import CaptchaInvalid, UserError
 from ..extensions import limiter
 from ..form_feedback import attach_error, not_sending_sms, run_sms_step, sms_ip_limit, sms_json

@@ -123,6 +123,24 @@ def test_metrics_count_requests_and_audit_events(app, client, user):
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
 
 
+def test_metrics_are_refused_in_production_without_a_token(app, client):
+    app.config["ENV_NAME"] = "production"  # the rest of production's settings do not matter here
+    assert client.get("/metrics").status_code == 404
+    app.config["METRICS_TOKEN"] = "scrape-secret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).status_code == 200
+
+
+def test_protocol_lifetimes_are_settings(monkeypatch, keys_dir):
+    from ..conftest import make_app
+
+    monkeypatch.setenv("IDP_CLIENT_CACHE_SECONDS", "0")
+    monkeypatch.setenv("IDP_SIGNING_KEYS_RECHECK_SECONDS", "2")
+    app = make_app(keys_dir)
+    assert app.config["CLIENT_CACHE_SECONDS"] == 0.0
+    assert app.test_client().get("/.well-known/jwks.json").headers["Cache-Control"] == "public, max-age=2"
+
+
 def test_json_logs_in_production_format(capsys):
     import json
 

@@ -59,10 +59,15 @@ def pkce_pair() -> tuple[str, str]:
 
 @dataclass
 class CodeFlow:
+    """Drives the code flow as a relying system does: PKCE S256 on every request (the provider
+    requires it of every client), the verifier kept for the exchange unless one is given."""
+
     client: object
     rp: RegisteredClient
+    verifier: str | None = None
 
     def authorize(self, **params):
+        verifier, challenge = pkce_pair()
         query = {
             "response_type": "code",
             "client_id": self.rp.client_id,
@@ -70,7 +75,11 @@ class CodeFlow:
             "scope": "openid profile",
             "state": "st-" + secrets.token_hex(4),
             "nonce": "n-" + secrets.token_hex(4),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
         }
+        if "code_challenge" not in params:
+            self.verifier = verifier
         query.update(params)
         query = {k: v for k, v in query.items() if v is not None}
         return self.client.get("/oauth/authorize", query_string=query)
@@ -85,6 +94,7 @@ class CodeFlow:
     def exchange(self, code: str, *, verifier: str | None = None, redirect_uri: str | None = None, auth=None):
         data = {"grant_type": "authorization_code", "code": code,
                 "redirect_uri": redirect_uri or self.rp.redirect_uri}
+        verifier = verifier or self.verifier
         if verifier:
             data["code_verifier"] = verifier
         headers = self.rp.basic if auth is None and self.rp.client_secret else (auth or {})

@@ -100,7 +100,7 @@ def test_public_client_must_use_pkce(client, make_client, user):
     public = make_client(client_type="public", redirect_uris=["http://127.0.0.1:8765/cb"], first_party=True)
     login(client, user.username, DEFAULT_PASSWORD)
     flow = CodeFlow(client, public)
-    response = flow.authorize()
+    response = flow.authorize(code_challenge=None, code_challenge_method=None)
     params = query_params(response.headers["Location"])
     assert params["error"] == "invalid_request"
     assert "PKCE" in params["error_description"]

@@ -139,6 +139,14 @@ def test_jwks_publishes_public_keys_only(client):
         assert "d" not in key and "p" not in key
 
 
+def test_jwks_is_cached_no_longer_than_a_rotated_key_takes_to_sign(app, client):
+    # another process's rotation is picked up within SIGNING_KEYS_RECHECK_SECONDS and the new
+    # key signs from then on: a JWKS cached longer would miss it
+    wait = app.config["SIGNING_KEYS_RECHECK_SECONDS"]
+    assert client.get("/.well-known/jwks.json").headers["Cache-Control"] == f"public, max-age={wait}"
+    assert wait <= 5
+
+
 def test_key_rotation_keeps_the_old_key_published(app, signed_in_flow, tmp_path):
     from idp.oauth.keys import KeyStore, key_store
     import shutil

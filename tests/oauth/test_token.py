@@ -4,12 +4,15 @@ import base64
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.extensions import db
 from idp.models import AuthorizationCode
 
+from ..conftest import DEFAULT_PASSWORD
+from ..helpers import login, query_params
 from .conftest import CodeFlow, pkce_pair
 
 
@@ -77,11 +80,23 @@ def test_wrong_pkce_verifier_is_invalid_grant(signed_in_flow):
 
 
 def test_verifier_without_challenge_is_refused(signed_in_flow):
-    code, _ = signed_in_flow.code()
-    verifier, _ = pkce_pair()
-    response = signed_in_flow.exchange(code, verifier=verifier)
-    assert response.status_code == 400
-    assert response.get_json()["error"] == "invalid_request"
+    # PKCE is required of every client, so a request without a challenge gets no code at all:
+    # the refusal comes from the authorization endpoint, to the client's redirect URI
+    response = signed_in_flow.authorize(code_challenge=None, code_challenge_method=None)
+    assert response.status_code == 302
+    got = query_params(response.headers["Location"])
+    assert got["error"] == "invalid_request" and "code" not in got
+
+
+@pytest.mark.parametrize("kind", ["confidential", "public"])
+def test_every_client_needs_pkce(client, make_client, user, kind):
+    rp = make_client(first_party=True, **({"client_type": "public"} if kind == "public" else {}))
+    assert login(client, user.username, DEFAULT_PASSWORD).status_code == 302
+    response = CodeFlow(client, rp).authorize(code_challenge=None, code_challenge_method=None)
+    assert response.status_code == 302
+    got = query_params(response.headers["Location"])
+    assert got["error"] == "invalid_request" and "PKCE" in got["error_description"]
+    assert "code" not in got
 
 
 def test_wrong_redirect_uri_at_token_endpoint(signed_in_flow):
@@ -179,7 +194,7 @@ def test_client_secret_post(client, make_client, user):
     code, _ = flow.code()
     response = client.post("/oauth/token", data={
         "grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
-        "client_id": rp.client_id, "client_secret": rp.client_secret})
+        "client_id": rp.client_id, "client_secret": rp.client_secret, "code_verifier": flow.verifier})
     assert response.status_code == 200, response.data
     # basic is not this client's method
     code2, _ = flow.code()
@@ -200,18 +215,19 @@ def test_private_key_jwt_client_authentication(client, make_client, user):
     rp = make_client(first_party=True, token_endpoint_auth_method="private_key_jwt", jwks=public)
     assert rp.client_secret is None
     login(client, user.username, DEFAULT_PASSWORD)
-    code, _ = CodeFlow(client, rp).code()
+    flow = CodeFlow(client, rp)
+    code, _ = flow.code()
     now = int(time.time())
     assertion = jwt.encode({"alg": "RS256", "kid": "rp-key-1"}, {
         "iss": rp.client_id, "sub": rp.client_id, "aud": "http://localhost/oauth/token",
         "iat": now, "exp": now + 60, "jti": pysecrets.token_hex(8)}, key)
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": rp.redirect_uri,
             "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": assertion}
+            "client_assertion": assertion, "code_verifier": flow.verifier}
     assert client.post("/oauth/token", data=data).status_code == 200
     # the same assertion again is a replay
-    code2, _ = CodeFlow(client, rp).code()
-    data["code"] = code2
+    code2, _ = flow.code()
+    data.update(code=code2, code_verifier=flow.verifier)
     replay = client.post("/oauth/token", data=data)
     assert replay.get_json() == {"error": "invalid_client", "error_description": "JWT ID is used before."}
 
@@ -219,3 +235,32 @@ def test_private_key_jwt_client_authentication(client, make_client, user):
 def test_unsupported_grant_type(client, rp):
     response = client.post("/oauth/token", data={"grant_type": "password"}, headers=rp.basic)
     assert response.get_json()["error"] == "unsupported_grant_type"
+
+
+def test_refresh_with_openid_returns_a_fresh_id_token(signed_in_flow):
+    tokens = signed_in_flow.tokens(scope="openid profile offline_access")
+    keys = jwks(signed_in_flow.client)
+    first = jwt.decode(tokens["id_token"], keys).claims
+    assert first["nonce"]
+    response = refresh(signed_in_flow.client, signed_in_flow.rp, tokens["refresh_token"])
+    assert response.status_code == 200
+    body = response.get_json()
+    assert "id_token" in body
+    token = jwt.decode(body["id_token"], keys)
+    claims = token.claims
+    assert token.header["kid"] and claims["iss"] == "http://localhost"
+    assert claims["aud"] == [signed_in_flow.rp.client_id]
+    assert claims["sub"] == first["sub"] and claims["auth_time"] == first["auth_time"]
+    assert claims["acr"] == first["acr"] and claims["amr"] == first["amr"] and claims["sid"] == first["sid"]
+    assert "nonce" not in claims
+    assert claims["name"] == first["name"]  # the claims of the granted scope, as at login
+    assert claims["iat"] >= first["iat"]
+
+
+def test_refresh_without_openid_returns_no_id_token(client, make_client, user):
+    rp = make_client(first_party=True, scope="profile offline_access")
+    assert login(client, user.username, DEFAULT_PASSWORD).status_code == 302
+    tokens = CodeFlow(client, rp).tokens(scope="profile offline_access", nonce=None)
+    assert "id_token" not in tokens
+    body = refresh(client, rp, tokens["refresh_token"]).get_json()
+    assert "access_token" in body and "id_token" not in body

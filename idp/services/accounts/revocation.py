@@ -1,36 +1,116 @@
-"""Revoking what was issued: one grant family, one user's tokens, or a whole login session.
+"""Revoking what was issued: one token, one grant family, one user's tokens, or a login session.
 
-Access tokens are JWTs checked without a database read; a revoked ``jti`` is therefore also
-written to Redis (``revoked-jti:<jti>``, expiring with the token) where the userinfo endpoint and
-the bearer validator look.  Refresh tokens and codes are checked in the database.
+PostgreSQL is the record: a revoked token's row has ``revoked_at`` set, in the caller's
+transaction, whatever the path (``/oauth/revoke``, logout, password change or reset, an
+administrator's lock, disable or force logout, a withdrawn consent, a replayed code or a reused
+refresh token).  Refresh tokens and codes are checked there.
+
+Access tokens are JWTs accepted without a database read, so Redis keeps a deny-list of revoked
+``jti`` values (``revoked-jti:<jti>``, expiring with the token) as a *cache* of that record.  A
+marker key says the deny-list is complete; when Redis has lost its data (restart without
+persistence, failover to an empty replica, FLUSHDB) the marker is gone with it, and the first
+check that notices reloads every unexpired revocation from PostgreSQL before it answers.  The
+marker is read in the same round trip as the ``jti`` (one MGET), so the normal path stays one
+Redis command and no SQL.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import datetime, timezone
 
-from sqlalchemy import select, update
+import redis as redis_lib
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from ...extensions import db, redis_store
 from ...models import AuthorizationCode, Token
 
+log = logging.getLogger(__name__)
+
 _REVOKED = "revoked-jti:"
+_PENDING = "idp_revoked_jtis_to_rewrite"
+#: present while the deny-list holds every unexpired revocation recorded in PostgreSQL
+_LOADED = "revocations:loaded"
 
 
 def is_access_token_revoked(jti: str) -> bool:
-    return bool(redis_store.exists(_REVOKED + jti))
+    revoked, loaded = redis_store.mget(_REVOKED + jti, _LOADED)
+    if revoked is not None:
+        return True
+    if loaded is not None:
+        return False
+    return jti in reload_deny_list()
+
+
+def reload_deny_list() -> set[str]:
+    """Copy every revoked, unexpired access token from PostgreSQL into the Redis deny-list, then
+    set the marker — in one MULTI, so no reader sees the marker without the entries.  Several
+    processes noticing the loss at once each reload; the writes are idempotent."""
+    now = datetime.now(timezone.utc)
+    rows = db.session.execute(
+        select(Token.jti, Token.access_expires_at).where(
+            Token.revoked_at.is_not(None), Token.access_expires_at > now
+        )
+    ).all()
+    pipe = redis_store.pipeline(transaction=True)
+    for jti, expires_at in rows:
+        pipe.set(_REVOKED + jti, 1, ex=max(1, math.ceil((expires_at - now).total_seconds())))
+    pipe.set(_LOADED, 1)
+    pipe.execute()
+    return {jti for jti, _ in rows}
 
 
 def _mark_revoked(tokens: list[Token]) -> None:
+    # the rows (committed by the caller) and the cache.  Redis is written before the commit: if
+    # Redis fails the use case fails with nothing revoked, rather than revoked in PostgreSQL but
+    # accepted from a complete-looking deny-list.  It is written again once the commit is done
+    # (_rewrite_after_commit): a reload that ran between the two, after Redis lost its data,
+    # could not see the uncommitted rows.
     now = datetime.now(timezone.utc)
-    pipe = redis_store.pipeline()
+    entries = []
     for token in tokens:
         if token.revoked_at is None:
             token.revoked_at = now
-        ttl = int((token.access_expires_at - now).total_seconds())
+        expires = token.access_expires_at
+        if expires > now:
+            entries.append((token.jti, expires))
+    if entries:
+        _write(entries)
+        db.session.info.setdefault(_PENDING, []).extend(entries)
+
+
+def _write(entries: list[tuple[str, datetime]]) -> None:
+    now = datetime.now(timezone.utc)
+    pipe = redis_store.pipeline()
+    for jti, expires in entries:
+        ttl = math.ceil((expires - now).total_seconds())
         if ttl > 0:
-            pipe.set(_REVOKED + token.jti, 1, ex=ttl)
+            pipe.set(_REVOKED + jti, 1, ex=ttl)
     pipe.execute()
+
+
+@event.listens_for(Session, "after_commit")
+def _rewrite_after_commit(session: Session) -> None:
+    entries = session.info.pop(_PENDING, None)
+    if entries:
+        try:
+            _write(entries)
+        except redis_lib.RedisError:
+            # the first write stands, and a Redis that lost it has lost the marker too
+            log.warning("revoked tokens not re-written to the deny-list after commit", exc_info=True)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_pending(session: Session, _previous_transaction) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def revoke_access_token(token: Token) -> int:
+    """One access token (RFC 7009 for an access token); its refresh token is left alone."""
+    _mark_revoked([token])
+    return 1
 
 
 def revoke_tokens(where) -> int:

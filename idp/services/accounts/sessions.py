@@ -19,6 +19,7 @@ from flask import current_app, g, request, session
 
 from ...extensions import db, redis_store
 from ...models import User
+from .resume import CARRIED_THROUGH_LOGIN
 
 signals = Namespace()
 #: sent with (app, user_id=…, sid=…, reason=…) when a login session ends for any reason
@@ -56,7 +57,7 @@ def start_login(user: User, amr: list[str], acr: str | None = None) -> LoginSess
     old_sid = session.get("sid")
     if old_sid:
         _delete(old_sid, session.get("uid"))
-    carried = {k: session[k] for k in ("pending_authz",) if k in session}
+    carried = {k: session[k] for k in CARRIED_THROUGH_LOGIN if k in session}
     session["rotating"] = True  # regenerate() skips an empty session
     current_app.session_interface.regenerate(session)
     session.clear()
