@@ -1,5 +1,10 @@
-"""Where a typed error shows on a page: beside its field when the form has one, else in the
-alert above the form.  Shared by every multi-step flow's views (registration, recovery, 变更用户信息)."""
+"""The skeleton of every form page, and where a typed error shows on it: beside its field when
+the form has one, else in the alert above the form.  Shared by the flows' views (registration,
+recovery, 变更用户信息) and the user centre.
+
+``run_form`` is the one "validate, check the captcha, try the work, map the typed error, issue a
+new captcha, answer 400" of a form page; ``run_sms_step`` is the same for a page that also has a
+发送短信验证 button."""
 
 from __future__ import annotations
 
@@ -9,8 +14,9 @@ from typing import Any
 
 from flask import current_app, jsonify, request
 
-from .errors import PasswordRejected, UserError
+from .errors import CaptchaInvalid, PasswordRejected, UserError
 from .flows import FlowExpired, StepNotReached
+from .services.verification import captcha
 from .services.verification.sms import SmsResendTooSoon, SmsSent
 
 
@@ -27,6 +33,41 @@ def attach_error(form, exc: UserError, aliases: Mapping[str, str] | None = None)
         return exc.message
     field.errors = list(field.errors) + (exc.problems if isinstance(exc, PasswordRejected) else [exc.message])
     return None
+
+
+@dataclass
+class FormOutcome:
+    """What one POST (or GET) of a form page came to."""
+
+    error: str | None = None  # for the alert on top (field errors are on the form)
+    status: int = 200
+    result: Any = None
+    done: bool = False  # the work passed: the view redirects onwards
+    failure: UserError | None = None  # what went wrong, for pages that add a hint to some errors
+
+
+def run_form(form, work: Callable[[], Any], *, aliases: Mapping[str, str] | None = None,
+             secrets: tuple[str, ...] = ()) -> FormOutcome:
+    """Validate ``form``; check its captcha when it has one; run ``work``; map a typed error onto
+    the form.  Whatever happened, the form's secrets (field names in ``secrets``) are emptied and
+    a captcha form gets a new captcha: an answer is never sent back, a captcha serves once."""
+    outcome = FormOutcome()
+    if form.validate_on_submit():
+        try:
+            if hasattr(form, "captcha_id") and not captcha.check_captcha(form.captcha_id.data, form.captcha.data):
+                raise CaptchaInvalid()
+            outcome.result, outcome.done = work(), True
+        except UserError as exc:
+            outcome.failure = exc
+            outcome.error, outcome.status = attach_error(form, exc, aliases), exc.status
+    elif form.is_submitted():
+        outcome.status = 400
+    for name in secrets:
+        getattr(form, name).data = ""
+    if hasattr(form, "captcha_id") and not outcome.done:
+        form.captcha.data = ""
+        form.captcha_id.data = captcha.issue_captcha()
+    return outcome
 
 
 @dataclass

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import delete, select
 
-from ...errors import UserError, PasswordRejected
+from ...errors import InvalidField, PasswordRejected, PasswordsDiffer, UserError
 from ...extensions import db
 from ...models import SecurityAnswer, User
 from .revocation import revoke_user_tokens
@@ -41,17 +41,15 @@ class SameAsOldPassword(UserError):
     field = "new_password"
 
 
-class PasswordsDiffer(UserError):
-    message = "两次输入的新密码不一致"
-    field = "confirm_password"
-
-
 class QuestionsNotDistinct(UserError):
     message = "请选择三个不同的密保问题"
     field = "question_1"
 
 
-class AnswerMissing(UserError):
+class AnswerMissing(InvalidField):
+    """An answer left empty (or too long): setting the questions, or answering them in recovery
+    (which says so in its own words)."""
+
     message = "请填写每个密保问题的答案（1–64个字）"
 
 
@@ -74,7 +72,7 @@ def change_password(user: User, current: str, new: str, confirm: str, *, reason:
 def set_new_password(user: User, new: str, confirm: str, *, event: str) -> None:
     """Shared by the password change and the recovery reset."""
     if new != confirm:
-        raise PasswordsDiffer()
+        raise PasswordsDiffer("两次输入的新密码不一致", field="confirm_password")
     if passwords.verify_password(user.password_hash, new):
         raise SameAsOldPassword()
     if problems := passwords.password_problems(new, user.username):

@@ -1,0 +1,61 @@
+"""Proving a phone inside a flow, and the decoy code of a flow whose details match no account.
+
+A flow remembers which phone it asked a code for and which phone a code proved; ``prove`` is the
+one rule every flow applies: a phone proven once in the flow stays proven (the citizen may go
+back and fix another field without a new code), another phone needs its own code, and an empty
+code is asked for before anything is checked.
+
+``DecoyCode`` answers 发送短信验证 when the details typed match no account (忘记用户名): nothing is
+delivered, but a code record is kept exactly like a real one, under a stand-in number derived
+from the flow, so the resend gate, the tries, the expiry and every message are ``SmsCode``'s own
+and a stranger cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from ...extensions import redis_store
+from ..audit import events as audit
+from .sms import CODE_TTL, RESEND_AFTER, SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsResendTooSoon, SmsSent
+
+
+class CodeMissing(SmsCodeInvalid):
+    message = "请输入短信验证码"
+
+
+def prove(sms: SmsCode, *, phone: str, code: str, requested: str | None, proven: str | None) -> None:
+    """Raise unless ``phone`` is proven in this flow (``proven``) or ``code`` is the one sent to it
+    (``requested`` is the phone the flow last asked a code for)."""
+    if proven == phone:
+        return
+    if requested != phone:
+        raise SmsCodeNotRequested()
+    if not (code or "").strip():
+        raise CodeMissing()
+    sms.verify(phone, code)
+
+
+class DecoyCode(SmsCode):
+    @staticmethod
+    def number_for(seed: str) -> str:
+        """A stand-in number for ``seed`` (the flow id): 16 digits, so never a real mobile."""
+        return "0" + str(int(hashlib.sha256(f"decoy|{seed}".encode()).hexdigest(), 16))[:15]
+
+    def send(self, phone: str, *, actor: str | None = None) -> SmsSent:
+        now = self.clock()
+        cooldown = self._cooldown_key(phone)
+        if not redis_store.set(cooldown, str(now), nx=True, ex=RESEND_AFTER):
+            last = float(redis_store.get(cooldown) or now)
+            raise SmsResendTooSoon(max(1, int(RESEND_AFTER - (now - last) + 0.999)))
+        # a digest no code can match: every try fails the way a wrong code does
+        record = {"digest": secrets.token_hex(32), "expires_at": str(now + CODE_TTL), "tries": "0"}
+        key = self._code_key(phone)
+        pipe = redis_store.pipeline()
+        pipe.delete(key)
+        pipe.hset(key, mapping=record)
+        pipe.expire(key, CODE_TTL + 60)
+        pipe.execute()
+        audit.record("sms.sent", "skipped", actor=actor, purpose=self.purpose, reason="no_account")
+        return SmsSent(phone, CODE_TTL, RESEND_AFTER)
