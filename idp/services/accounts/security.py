@@ -31,6 +31,9 @@ SECURITY_QUESTIONS: dict[str, str] = {
 }
 
 
+ANSWER_MAX = 64  # characters of one answer, after normalisation
+
+
 class WrongCurrentPassword(UserError):
     message = "当前密码错误"
     field = "current_password"
@@ -50,7 +53,7 @@ class AnswerMissing(InvalidField):
     """An answer left empty (or too long): setting the questions, or answering them in recovery
     (which says so in its own words)."""
 
-    message = "请填写每个密保问题的答案（1–64个字）"
+    message = f"请填写每个密保问题的答案（1–{ANSWER_MAX}个字）"
 
 
 def _check_current(user: User, current: str) -> None:
@@ -97,7 +100,7 @@ def set_security_questions(user: User, current: str, pairs: list[tuple[str, str]
     if len(pairs) != 3 or len(set(questions)) != 3 or not set(questions) <= SECURITY_QUESTIONS.keys():
         raise QuestionsNotDistinct()
     answers = [normalise_answer(a) for _, a in pairs]
-    if any(not a or len(a) > 64 for a in answers):
+    if any(not a or len(a) > ANSWER_MAX for a in answers):
         raise AnswerMissing()
     db.session.execute(delete(SecurityAnswer).where(SecurityAnswer.user_id == user.id))
     for position, (question, answer) in enumerate(zip(questions, answers), start=1):

@@ -12,6 +12,7 @@ from flask import current_app
 
 MIN_LENGTH = 8
 MAX_LENGTH = 32
+LENGTH_RULE = f"密码长度须为{MIN_LENGTH}–{MAX_LENGTH}位"
 
 
 def hasher() -> PasswordHasher:
@@ -67,7 +68,7 @@ def password_problems(password: str, username: str = "") -> list[str]:
     """Every rule the password breaks, in the words shown to the user (empty list: acceptable)."""
     problems: list[str] = []
     if not MIN_LENGTH <= len(password) <= MAX_LENGTH:
-        problems.append(f"密码长度须为{MIN_LENGTH}–{MAX_LENGTH}位")
+        problems.append(LENGTH_RULE)
     classes = sum(
         [
             any(c.isupper() and c.isascii() for c in password),
