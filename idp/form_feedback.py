@@ -47,10 +47,11 @@ class FormOutcome:
 
 
 def run_form(form, work: Callable[[], Any], *, aliases: Mapping[str, str] | None = None,
-             secrets: tuple[str, ...] = ()) -> FormOutcome:
+             secrets: tuple[str, ...] = (), on_fields: bool = True) -> FormOutcome:
     """Validate ``form``; check its captcha when it has one; run ``work``; map a typed error onto
-    the form.  Whatever happened, the form's secrets (field names in ``secrets``) are emptied and
-    a captcha form gets a new captcha: an answer is never sent back, a captcha serves once."""
+    the form (``on_fields=False``: always in the alert on top, for pages that show errors there).
+    Whatever happened, the form's secrets (field names in ``secrets``) are emptied and a captcha
+    form gets a new captcha: an answer is never sent back, a captcha serves once."""
     outcome = FormOutcome()
     if form.validate_on_submit():
         try:
@@ -59,7 +60,8 @@ def run_form(form, work: Callable[[], Any], *, aliases: Mapping[str, str] | None
             outcome.result, outcome.done = work(), True
         except UserError as exc:
             outcome.failure = exc
-            outcome.error, outcome.status = attach_error(form, exc, aliases), exc.status
+            outcome.error = attach_error(form, exc, aliases) if on_fields else exc.message
+            outcome.status = exc.status
     elif form.is_submitted():
         outcome.status = 400
     for name in secrets:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..errors import TooManyAttempts, UserError
 from .limits import KeyedLimit
 
 
@@ -43,11 +43,6 @@ class TooManyDocumentChecks(UserError):
     message = "证件号核验次数过多，请返回上一步重新输入验证码后再试"
     status = 429
     field = "id_number"
-
-
-class TooManyDocumentChecksFromIp(UserError):
-    message = "操作过于频繁，请稍后再试"
-    status = 429
 
 
 @dataclass(frozen=True)
@@ -93,4 +88,4 @@ SMS_PER_FLOW = FlowBudget("FLOW_SMS_LIMIT", TooManySmsInFlow)
 BANK_CHECKS_PER_FLOW = FlowBudget("FLOW_BANK_CHECK_LIMIT", TooManyBankChecks)
 FAILURES_PER_FLOW = FlowBudget("FLOW_FAILURE_LIMIT", TooManyFailuresInFlow)
 DOCUMENT_CHECKS_PER_CAPTCHA = FlowBudget("DOCUMENT_CHECKS_PER_CAPTCHA", TooManyDocumentChecks)
-DOCUMENT_CHECKS_PER_IP = FlowBudget("DOCUMENT_CHECK_IP_LIMIT", TooManyDocumentChecksFromIp)
+DOCUMENT_CHECKS_PER_IP = FlowBudget("DOCUMENT_CHECK_IP_LIMIT", TooManyAttempts)  # per client IP, not per flow
