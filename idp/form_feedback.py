@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from .errors import CaptchaInvalid, PasswordRejected, UserError
-from .flows import FlowExpired, StepNotReached
+from .flows import Flow, FlowDefinition, FlowExpired, Step, StepNotReached
 from .services.verification import captcha
 from .services.verification.sms import SmsResendTooSoon, SmsSent
 
@@ -106,6 +106,41 @@ def run_sms_step(form, *, send: Callable[[], Any], submit: Callable[[], Any],
         outcome.error, outcome.status = attach_error(form, exc, aliases), exc.status
     form.sms_code.data = ""
     return outcome
+
+
+# -- the standard page of a flow step -----------------------------------------------------------------
+def register_step_pages(bp, definition: FlowDefinition, *, aliases: Mapping[str, str] | None = None) -> None:
+    """A page for every step of ``definition`` that has a ``path``: adding such a step to a flow
+    is its entry in the flow's list, its handler and its template."""
+    for step in definition.steps:
+        if step.path is None:
+            continue
+        view = definition.guard(step.name, step.variant)(_step_page(definition, step, aliases))
+        methods = ["GET", "POST"] if step.form is not None else ["GET"]  # a final page only shows
+        bp.add_url_rule(step.path, step.endpoint.rsplit(".", 1)[1], view, methods=methods)
+
+
+def _step_page(definition: FlowDefinition, step: Step, aliases: Mapping[str, str] | None):
+    def page(flow):
+        if step.form is None:
+            context = step.context(flow) if step.context is not None else {}
+            return render_template(step.template, steps=definition.titles(), current=step.name, **context)
+        form = step.form()
+        if step.prefill is not None and flow is not None and not form.is_submitted():
+            step.prefill(flow, form)
+        outcome = run_form(form, lambda: step.handler(flow, form), aliases=aliases, secrets=step.secrets)
+        if outcome.done:
+            flow = outcome.result if isinstance(outcome.result, Flow) else flow  # an entry step started it
+            return redirect(definition.url_for(definition.after(step.name), flow))
+        if step.entry is None and not definition.in_session():  # its last allowed failure ended the flow
+            flash(outcome.error or FlowExpired.message, "error")
+            return redirect(url_for(definition.first.endpoint))
+        context = step.context(flow) if step.context is not None and flow is not None else {}
+        return render_template(step.template, steps=definition.titles(), current=step.name, form=form,
+                               error=outcome.error, **context), outcome.status
+
+    page.__name__ = step.endpoint.rsplit(".", 1)[1]
+    return page
 
 
 # -- the 发送短信验证 button: the per-IP limit and its JSON form (no page reload) ---------------------

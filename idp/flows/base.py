@@ -64,12 +64,20 @@ class StepNotReached(Exception):
 class Step:
     """One step of a flow.
 
-    ``variant`` splits a step into alternatives (忘记密码's 验证身份 by SMS or by 密保问题): they
-    share the name (completing either completes the step) and the flow's ``variant_of`` says which
-    one applies.  ``needs`` lists the steps that must be complete first (default: every step
-    listed before this one).  ``entry`` marks a page reachable without a flow: ``"start"`` starts
-    one when there is none (registration's first page), ``"open"`` shows the page without one (a
-    recovery's first page, which starts a fresh flow when it is submitted)."""
+    ``handler(flow, form)`` does the step's work once its form validated (for an ``entry`` step,
+    whose flow does not exist yet, it starts one and returns it).  ``variant`` splits a step into
+    alternatives (忘记密码's 验证身份 by SMS or by 密保问题): they share the name (completing either
+    completes the step) and the flow's ``variant_of`` says which one applies.  ``needs`` lists the
+    steps that must be complete first (default: every step listed before this one).  ``entry``
+    marks a page reachable without a flow: ``"start"`` starts one when there is none
+    (registration's first page), ``"open"`` shows the page without one (a recovery's first page,
+    which starts a fresh flow when it is submitted).
+
+    A step with a ``path`` gets the standard page (``form_feedback.register_step_pages``): the
+    guard, the form (``prefill(flow, form)`` on a GET), the handler, the next step or the page
+    again with the error; ``context(flow)`` adds what its template shows besides the form, and
+    ``secrets`` names the fields never sent back.  Steps with a page of their own (an SMS button,
+    a 上一步 that keeps drafts) leave ``path`` empty and their blueprint defines the view."""
 
     name: str
     title: str
@@ -80,6 +88,10 @@ class Step:
     variant: str | None = None
     needs: tuple[str, ...] | None = None
     entry: str | None = None
+    path: str | None = None
+    context: Callable[[Any], dict[str, Any]] | None = None
+    prefill: Callable[[Any, Any], None] | None = None
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,10 @@ class FlowDefinition(Generic[S]):
 
     def url_for(self, name: str, flow: Flow | None = None) -> str:
         return url_for(self.step(name, flow).endpoint)
+
+    def after(self, name: str) -> str:
+        """The step that follows ``name`` in the list."""
+        return self.names[self.names.index(name) + 1]
 
     # -- lifetimes ---------------------------------------------------------------------------------
     def _seconds(self, value: int | str) -> int:

@@ -17,19 +17,17 @@ from ..auth.resume import pop_resume_url
 from ..extensions import limiter
 from ..flows import FlowDefinition, FlowExpired
 from ..flows.recovery import (
-    METHODS,
     PASSWORD_RECOVERY,
     PHONE_CHANGE,
     USERNAME_RECOVERY,
     phone_change_for,
     reset_username,
-    security_question_texts,
     send_password_code,
     send_phone_change_code,
     send_username_code,
     username_sms_notice,
 )
-from ..form_feedback import not_sending_sms, run_form, run_sms_step, sms_ip_limit, sms_json
+from ..form_feedback import not_sending_sms, register_step_pages, run_form, run_sms_step, sms_ip_limit, sms_json
 from ..services.accounts.sessions import start_login
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
@@ -45,6 +43,11 @@ _FIELD_ALIASES = {"password": "new_password"}
 
 def _recovery_ip_limit() -> str:
     return current_app.config["RECOVERY_IP_LIMIT"]
+
+
+# the steps whose page is the standard one (选择找回方式, 密保问题, the final pages)
+register_step_pages(bp, USERNAME_RECOVERY, aliases=_FIELD_ALIASES)
+register_step_pages(bp, PASSWORD_RECOVERY, aliases=_FIELD_ALIASES)
 
 
 def _render(definition: FlowDefinition, name: str, status: int = 200, *, variant: str | None = None, **context):
@@ -98,12 +101,6 @@ def username_sms(flow):
                    notice=outcome.sms_status or username_sms_notice(flow, sent=False), sent=outcome.sent is not None)
 
 
-@bp.get("/username/done")
-@USERNAME_RECOVERY.guard("done")
-def username_done(flow):
-    return _render(USERNAME_RECOVERY, "done", masked_phone=flow.state.masked_phone)
-
-
 # == 忘记密码 =====================================================================================
 @bp.route("/password", methods=["GET", "POST"])
 @limiter.limit(_recovery_ip_limit, methods=["POST"])
@@ -115,17 +112,6 @@ def password(flow):
     if outcome.done:
         return redirect(PASSWORD_RECOVERY.url_for("method"))
     return _render(PASSWORD_RECOVERY, "username", outcome.status, form=form, error=outcome.error)
-
-
-@bp.route("/password/method", methods=["GET", "POST"])
-@PASSWORD_RECOVERY.guard("method")
-def password_method(flow):
-    """选择找回方式: 证件号码+手机验证码 or 密保问题."""
-    form, outcome = _form_step(PASSWORD_RECOVERY, flow, "method")
-    if outcome.done:
-        return redirect(PASSWORD_RECOVERY.url_for("verify", flow))
-    return _render(PASSWORD_RECOVERY, "method", outcome.status, form=form, error=outcome.error,
-                   methods=METHODS, username=flow.state.username)
 
 
 @bp.route("/password/verify/id", methods=["GET", "POST"])
@@ -154,21 +140,6 @@ def password_verify_id_sms():
     return sms_json(lambda: send_password_code(flow, request.form.get("phone", "")))
 
 
-@bp.route("/password/verify/questions", methods=["GET", "POST"])
-@PASSWORD_RECOVERY.guard("verify", variant="questions")
-def password_verify_questions(flow):
-    """验证身份 (密保问题): the three answers."""
-    questions = security_question_texts(flow)
-    form, outcome = _form_step(PASSWORD_RECOVERY, flow, "verify", variant="questions",
-                               secrets=("answer_1", "answer_2", "answer_3"))  # answers are never sent back
-    if outcome.done:
-        return redirect(PASSWORD_RECOVERY.url_for("reset"))
-    if not PASSWORD_RECOVERY.in_session():
-        return _ended(PASSWORD_RECOVERY, outcome.error)
-    return _render(PASSWORD_RECOVERY, "verify", outcome.status, variant="questions", form=form,
-                   error=outcome.error, questions=questions)
-
-
 @bp.route("/password/reset", methods=["GET", "POST"])
 @PASSWORD_RECOVERY.guard("reset")
 def password_reset(flow):
@@ -184,12 +155,6 @@ def password_reset(flow):
         return redirect(PASSWORD_RECOVERY.url_for("done"))
     return _render(PASSWORD_RECOVERY, "reset", outcome.status, form=form, error=outcome.error,
                    username=reset_username(flow))
-
-
-@bp.get("/password/done")
-@PASSWORD_RECOVERY.guard("done")
-def password_done(flow):
-    return _render(PASSWORD_RECOVERY, "done")
 
 
 # == 手机号已停用? ==================================================================================

@@ -185,3 +185,66 @@ def test_the_guard_sends_visitors_where_they_belong(client):
     assert client.get("/register/verification").headers["Location"] == "/register/login-info"
     wizard.login_info()
     assert client.get("/register/verification").headers["Location"] == "/register/identity"
+
+
+def test_a_step_is_one_entry_and_one_handler(keys_dir):
+    """A flow of steps with standard pages: the list and the handlers are all there is to write."""
+    from flask import Blueprint
+    from flask_wtf import FlaskForm
+    from jinja2 import ChoiceLoader, DictLoader
+    from wtforms import StringField
+
+    from idp.errors import UserError
+    from idp.form_feedback import register_step_pages
+
+    from ..conftest import make_app
+
+    class AnswerForm(FlaskForm):
+        class Meta:
+            csrf = False
+
+        answer = StringField()
+
+    @dataclass
+    class QuizState:
+        answers: list[str] = field(default_factory=list)
+
+    def begin(_flow, form):
+        flow = QUIZ.start()
+        flow.complete("begin")
+        flow.state.answers.append(form.answer.data)
+        return flow
+
+    def ask(flow, form):
+        if form.answer.data != "深圳":
+            raise UserError("答案不正确")
+        flow.complete("ask")
+        flow.state.answers.append(form.answer.data)
+
+    QUIZ = FlowDefinition("quiz", (
+        Step("begin", "开始", "quiz.begin", AnswerForm, "quiz/step.html", begin, entry="open", path="/begin"),
+        Step("ask", "提问", "quiz.ask", AnswerForm, "quiz/step.html", ask, path="/ask",
+             context=lambda flow: {"hint": "、".join(flow.state.answers)}),
+        Step("done", "完成", "quiz.done", template="quiz/done.html", path="/done",
+             context=lambda flow: {"hint": "、".join(flow.state.answers)}),
+    ), QuizState)
+
+    app = make_app(keys_dir, WTF_CSRF_ENABLED=False)  # the toy page has no CSRF field; the engine is the subject
+    app.jinja_loader = ChoiceLoader([DictLoader({
+        "quiz/step.html": "{{ steps|map('last')|join('→') }}|{{ current }}|{{ error or '' }}|{{ hint }}",
+        "quiz/done.html": "{{ current }}|{{ hint }}",
+    }), app.jinja_loader])
+    bp = Blueprint("quiz", __name__, url_prefix="/quiz")
+    register_step_pages(bp, QUIZ)
+    app.register_blueprint(bp)
+
+    client = app.test_client()
+    assert client.get("/quiz/ask").headers["Location"] == "/quiz/begin"  # not before the first step
+    assert client.get("/quiz/begin").data.decode() == "开始→提问→完成|begin||"
+    begun = client.post("/quiz/begin", data={"answer": "王小明"})
+    assert begun.headers.get("Location") == "/quiz/ask", (begun.status_code, begun.data[:300])
+    wrong = client.post("/quiz/ask", data={"answer": "北京"})
+    assert wrong.status_code == 400 and wrong.data.decode() == "开始→提问→完成|ask|答案不正确|王小明"
+    assert client.post("/quiz/ask", data={"answer": "深圳"}).headers["Location"] == "/quiz/done"
+    assert client.get("/quiz/done").data.decode() == "done|王小明、深圳"
+    assert client.post("/quiz/done").status_code == 405
