@@ -169,7 +169,7 @@ def username_sms_notice(flow: Flow[UsernameRecoveryState], *, sent: bool) -> str
 def _username_code(flow: Flow[UsernameRecoveryState], phone: str | None) -> tuple[SmsCode, str]:
     if phone:
         return SmsCode("recovery"), phone
-    return DecoyCode("recovery"), DecoyCode.number_for(flow.id)
+    return DecoyCode("recovery"), DecoyCode.number_for(flow.state.key)
 
 
 def send_username_code(flow: Flow[UsernameRecoveryState]) -> str:

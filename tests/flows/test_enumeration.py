@@ -100,3 +100,21 @@ def test_security_questions_do_not_tell_accounts_apart(app, make_user):
         answered = visitor.answers("a", "b", "c")
         pages[name] = (answered.status_code, tuple(field_errors(answered.data)))
     assert set(pages.values()) == {(400, ("密保问题答案不正确",))}
+
+
+def test_the_daily_sms_cap_answers_known_and_unknown_alike(keys_dir):
+    from idp.extensions import redis_store
+
+    app = make_app(keys_dir, SMS_DAILY_CAP=2)
+    make_citizen_account(app, CITIZENS["demo"], "wangxm")
+    answers = {"known": [], "unknown": []}
+    for _ in range(3):  # a new flow (and captcha) each time, for the same details
+        for who, citizen in (("known", CITIZENS["demo"]), ("unknown", CITIZENS["lina"])):
+            visitor = Recovery(app.test_client())
+            visitor.username_identity(citizen)
+            sent = visitor.username_send()
+            answers[who].append((sent.status_code, without_tokens(sent.data)))
+        with app.app_context():
+            redis_store.delete(*redis_store.keys("sms:resend:*") or ["-"])  # a minute passes
+    assert answers["known"] == answers["unknown"]
+    assert [status for status, _ in answers["known"]] == [200, 200, 429]

@@ -7,8 +7,9 @@ code is asked for before anything is checked.
 
 ``DecoyCode`` answers 发送短信验证 when the details typed match no account (忘记用户名): nothing is
 delivered, but a code record is kept exactly like a real one, under a stand-in number derived
-from the flow, so the resend gate, the tries, the expiry and every message are ``SmsCode``'s own
-and a stranger cannot tell the two apart.
+from what was typed (so it behaves like one phone across flows, as a registered phone does): the
+resend gate, the daily cap, the tries, the expiry and every message are ``SmsCode``'s own, and a
+stranger cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -16,9 +17,20 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from flask import current_app
+
 from ...extensions import redis_store
 from ..audit import events as audit
-from .sms import CODE_TTL, RESEND_AFTER, SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsResendTooSoon, SmsSent
+from .sms import (
+    CODE_TTL,
+    RESEND_AFTER,
+    SmsCode,
+    SmsCodeInvalid,
+    SmsCodeNotRequested,
+    SmsDailyCapReached,
+    SmsResendTooSoon,
+    SmsSent,
+)
 
 
 class CodeMissing(SmsCodeInvalid):
@@ -40,7 +52,8 @@ def prove(sms: SmsCode, *, phone: str, code: str, requested: str | None, proven:
 class DecoyCode(SmsCode):
     @staticmethod
     def number_for(seed: str) -> str:
-        """A stand-in number for ``seed`` (the flow id): 16 digits, so never a real mobile."""
+        """A stand-in number for ``seed`` (a keyed hash of the details typed): 16 digits, so never
+        a real mobile."""
         return "0" + str(int(hashlib.sha256(f"decoy|{seed}".encode()).hexdigest(), 16))[:15]
 
     def send(self, phone: str, *, actor: str | None = None) -> SmsSent:
@@ -49,6 +62,15 @@ class DecoyCode(SmsCode):
         if not redis_store.set(cooldown, str(now), nx=True, ex=RESEND_AFTER):
             last = float(redis_store.get(cooldown) or now)
             raise SmsResendTooSoon(max(1, int(RESEND_AFTER - (now - last) + 0.999)))
+        daily = self._daily_key(phone)
+        pipe = redis_store.pipeline()
+        pipe.incr(daily)
+        pipe.expire(daily, 2 * 24 * 3600)
+        count, _ = pipe.execute()
+        if count > int(current_app.config["SMS_DAILY_CAP"]):
+            redis_store.delete(cooldown)
+            audit.record("sms.sent", "denied", actor=actor, purpose=self.purpose, reason="daily_cap")
+            raise SmsDailyCapReached()
         # a digest no code can match: every try fails the way a wrong code does
         record = {"digest": secrets.token_hex(32), "expires_at": str(now + CODE_TTL), "tries": "0"}
         key = self._code_key(phone)
