@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ..errors import InvalidField, UserError
+from ..errors import UserError
 from ..models import User
 from ..recovery.forms import (
     AnswersForm,
@@ -85,10 +85,6 @@ class PhoneChangeState:
     key: str = ""
     sms_phone: str | None = None
     phone_verified: str | None = None
-
-
-class MethodInvalid(InvalidField):
-    message = "请选择找回方式"
 
 
 def _audit(event: str, outcome: str, user: User | None, **details) -> None:
@@ -233,7 +229,7 @@ def choose_method(flow: Flow[PasswordRecoveryState], form: MethodForm) -> str:
     flow.require("method")
     method = form.method.data or ""
     if method not in METHODS:
-        raise MethodInvalid()
+        raise recovery.MethodInvalid()
     flow.reopen("verify")
     flow.state.method, flow.state.sms_phone, flow.state.phone_verified = None, None, None
     if method == "questions" and flow.state.identity_proven:

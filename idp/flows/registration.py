@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from flask import request
 
-from ..errors import InvalidField, UserError
+from ..errors import UserError
 from ..models import User
 from ..register.forms import IdentityForm, LoginInfoForm, VerificationForm
 from ..services import flow_budgets, registration
@@ -55,11 +55,6 @@ class RegistrationState:
     phone_verified: str | None = None  # the phone a code proved
 
 
-class KeepPasswordRefused(InvalidField):
-    message = "修改了用户名，请重新输入密码"
-    field = "password"
-
-
 # -- step 1 --------------------------------------------------------------------------------------
 def submit_login_info(flow: Flow[RegistrationState], form: LoginInfoForm) -> None:
     """Username and password (the captcha was checked by the page).  Coming back to this step
@@ -70,7 +65,7 @@ def submit_login_info(flow: Flow[RegistrationState], form: LoginInfoForm) -> Non
         username = registration.check_username(form.username.data)
         if username.casefold() != state.username.casefold():
             # the policy forbids a password containing the username: re-check with the new one
-            raise KeepPasswordRefused()
+            raise registration.KeepPasswordRefused()
         password_hash = state.password_hash
     else:
         username = registration.check_login_info(form.username.data, password, confirm)

@@ -40,6 +40,10 @@ class UserTypeInvalid(InvalidField):
     field = "user_type"
 
 
+class MethodInvalid(InvalidField):
+    message = "请选择找回方式"
+
+
 class UsernameMissing(InvalidField):
     message = "请输入用户名"
     field = "username"

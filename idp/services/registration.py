@@ -30,6 +30,14 @@ from .identity.rules import (
 from .verification.sms import SmsCode, SmsCodeInvalid
 
 
+class KeepPasswordRefused(InvalidField):
+    """Back at 填写登录信息 with the password left empty (kept) but another username: the policy
+    forbids a password containing the username, so the kept one must be typed again."""
+
+    message = "修改了用户名，请重新输入密码"
+    field = "password"
+
+
 class BankNotChosen(InvalidField):
     message = "请选择银行"
     field = "bank_code"
