@@ -16,12 +16,27 @@ from .services.identity.rules import (
     MOBILE_DIGITS,
     NAME_MAX,
     USERNAME_MAX,
+    USERNAME_MIN,
     USERNAME_RULE,
     CardNumberInvalid,
     NameTooLong,
     PhoneInvalid,
 )
 from .services.verification.sms import CODE_LENGTH
+
+
+# the numbers the pages' hints state, from the same rules ("8–32位…")
+RULES = {
+    "username": f"{USERNAME_MIN}–{USERNAME_MAX}",
+    "password": f"{passwords.MIN_LENGTH}–{passwords.MAX_LENGTH}",
+    "sms_code": CODE_LENGTH,
+    "mobile": MOBILE_DIGITS,
+}
+
+
+def rules_context() -> dict:
+    """For the flows' blueprints: ``rules`` in their templates."""
+    return {"rules": RULES}
 
 
 class MaxDigits:

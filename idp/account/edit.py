@@ -1,4 +1,4 @@
-"""变更用户信息 (SPEC §3, the manual's 修改 → 提交): the views of ``idp.flows.profile_change`` on the
+"""变更用户信息 (the manual's 修改 → 提交): the views of ``idp.flows.profile_change`` on the
 user-centre blueprint.  用户名, 证件类型 and 证件号码 are shown, never editable."""
 
 from __future__ import annotations

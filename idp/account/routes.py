@@ -7,6 +7,7 @@ from flask import Blueprint, flash, g, redirect, render_template, url_for
 
 from ..auth.guards import login_required
 from ..form_feedback import run_form
+from ..form_rules import rules_context
 from ..oauth.claims import SCOPE_LABELS
 from ..services.accounts import security as account_security
 from ..services.accounts.authorisations import authorised_systems, revoke_authorisation
@@ -15,6 +16,7 @@ from ..services.accounts.sessions import revoke_login, user_logins
 from .forms import PasswordChangeForm, RevokeConsentForm, RevokeSessionForm, SecurityQuestionsForm
 
 bp = Blueprint("account", __name__, url_prefix="/account")
+bp.context_processor(rules_context)
 
 
 @bp.get("/")

@@ -1,4 +1,4 @@
-"""变更用户信息 as a flow (SPEC §3): 填写信息 → (only when the phone changes) 短信验证.
+"""变更用户信息 as a flow: 填写信息 → (only when the phone changes) 短信验证.
 
 The details step checks the new values with the bank; when the phone is unchanged the change is
 written at once.  A new phone waits in the flow, already bank-verified, until an SMS code sent to

@@ -1,4 +1,4 @@
-"""The recovery flows (SPEC §4), on the step engine of ``idp.flows.base``:
+"""The recovery flows, on the step engine of ``idp.flows.base``:
 
 - 忘记用户名: 验证身份 → 验证手机校验码 → 找回用户名成功
 - 忘记密码:   输入用户名 → 选择找回方式 → 验证身份 (证件号码+手机验证码 | 密保问题) → 重置密码 → 重置成功

@@ -1,4 +1,4 @@
-"""The registration flow (SPEC §2): 填写登录信息 → 填写身份信息 → 填写验证信息 → 注册成功.
+"""The registration flow: 填写登录信息 → 填写身份信息 → 填写验证信息 → 注册成功.
 
 Each step's handler takes its submitted form, checks it through the services and records it in
 the flow's state; nothing touches the account table before the last step, which proves the phone

@@ -28,9 +28,11 @@ from ..flows.recovery import (
     username_sms_notice,
 )
 from ..form_feedback import not_sending_sms, register_step_pages, run_form, run_sms_step, sms_ip_limit, sms_json
+from ..form_rules import rules_context
 from ..services.accounts.sessions import start_login
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
+bp.context_processor(rules_context)
 
 # where 手机号已停用? returns: the SMS step of the interrupted flow
 SMS_STEPS: dict[str, tuple[FlowDefinition, str, str]] = {

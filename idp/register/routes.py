@@ -15,6 +15,7 @@ from ..auth.resume import pop_resume_url
 from ..errors import UserError, UsernameTaken
 from ..extensions import limiter
 from ..form_feedback import not_sending_sms, run_form, run_sms_step, sms_ip_limit, sms_json
+from ..form_rules import rules_context
 from ..flows import FlowExpired
 from ..flows.registration import AMR, REGISTRATION, save_draft, send_code, step_values
 from ..services import registration
@@ -23,6 +24,7 @@ from ..services.identity.rules import check_card_number
 from ..services.accounts.sessions import start_login
 
 bp = Blueprint("register", __name__, url_prefix="/register")
+bp.context_processor(rules_context)
 step = REGISTRATION.step
 
 

@@ -1,4 +1,4 @@
-"""变更用户信息 over HTTP (SPEC §3): 姓名, 银行, 银行账号, 手机号码 change only through the bank check
+"""变更用户信息 over HTTP: 姓名, 银行, 银行账号, 手机号码 change only through the bank check
 (registration's messages); a new phone also needs an SMS code to it; 用户名, 证件类型, 证件号码 never
 change; nothing is written unless every check passes."""
 

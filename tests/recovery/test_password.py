@@ -1,4 +1,4 @@
-"""忘记密码 over HTTP (SPEC §4): 输入用户名 → 选择找回方式 → 验证身份 → 重置密码 → 重置成功, with both
+"""忘记密码 over HTTP: 输入用户名 → 选择找回方式 → 验证身份 → 重置密码 → 重置成功, with both
 methods (证件号码+手机验证码, 密保问题), every branch and message."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""手机号已停用? (SPEC §4, the guide's FAQ 10): from the SMS step of either recovery, a bank card whose
+"""手机号已停用? (the guide's FAQ 10): from the SMS step of either recovery, a bank card whose
 reserved phone is the new number plus an SMS code to it replace the registered phone; the
 interrupted recovery then goes on at its SMS step."""
 

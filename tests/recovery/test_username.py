@@ -1,4 +1,4 @@
-"""忘记用户名 over HTTP (SPEC §4): 验证身份 → 验证手机校验码 → 找回用户名成功, every branch and message."""
+"""忘记用户名 over HTTP: 验证身份 → 验证手机校验码 → 找回用户名成功, every branch and message."""
 
 from __future__ import annotations
 

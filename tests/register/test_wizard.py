@@ -1,4 +1,4 @@
-"""The registration wizard over HTTP: every step, branch and message of SPEC §2."""
+"""The registration wizard over HTTP: every step, branch and message of the wizard."""
 
 from __future__ import annotations
 
