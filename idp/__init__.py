@@ -22,7 +22,6 @@ def create_app(config: BaseConfig | str | None = None, **overrides: Any) -> Flas
     register_sandboxes(app)
     register_blueprints(app)
     register_security(app)
-    register_template_globals(app)
     register_commands(app)
     from .errors import register_error_handlers
 
@@ -123,7 +122,8 @@ def register_sandboxes(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .account.routes import bp as account_bp
+    from .account import edit, routes  # noqa: F401  (their views join the account blueprint)
+    from .account.blueprint import bp as account_bp
     from .auth.routes import bp as auth_bp
 
     from . import metrics
@@ -147,16 +147,11 @@ def register_blueprints(app: Flask) -> None:
 
         app.register_blueprint(dev_bp)
     app.register_blueprint(health_bp)
+    from .oauth import routes as oauth_routes
     from .oauth import server as oauth_server
 
     oauth_server.init_app(app)
-
-
-def register_template_globals(app: Flask) -> None:
-    """Rules the pages state, read from the settings (a form never states a number of its own)."""
-    from .services.identity.passwords import password_hint
-
-    app.jinja_env.globals.update(password_hint=password_hint)
+    oauth_routes.init_app(app)
 
 
 def register_security(app: Flask) -> None:

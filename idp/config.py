@@ -92,6 +92,24 @@ class BaseConfig:
     BANK_MAX_CONCURRENT_PER_CITIZEN = 1  # bank calls at once for one document, across all nodes
     BANK_SLOT_LEASE = 30  # seconds a citizen's bank slot is held at most (a crashed worker frees it)
 
+    # -- flows (registration, recovery, 变更用户信息) ------------------------------------------------
+    # lifetimes in seconds: without a request, and absolute
+    REGISTRATION_FLOW_IDLE_TIMEOUT = 30 * 60
+    REGISTRATION_FLOW_LIFETIME = 2 * 3600
+    RECOVERY_FLOW_IDLE_TIMEOUT = 15 * 60  # 忘记用户名, 忘记密码, 手机号已停用?
+    RECOVERY_FLOW_LIFETIME = 3600
+    PROFILE_FLOW_IDLE_TIMEOUT = 15 * 60  # 变更用户信息 waiting for the new phone's SMS code
+    PROFILE_FLOW_LIFETIME = 3600
+    # budgets of one flow, taken before the work (keyed by the flow id, so the window only has to
+    # outlast the longest flow lifetime above)
+    FLOW_SMS_LIMIT = "5 per 2 hours"  # 发送短信验证 presses that sent a code
+    FLOW_BANK_CHECK_LIMIT = "5 per 2 hours"  # bank four-element checks (registration, 手机号已停用?)
+    FLOW_FAILURE_LIMIT = "5 per 2 hours"  # recovery proofs evaluated (密保 answers, 证件号码+手机号, bank); the last failure ends the flow
+    # registration step 2 answers 证件已被使用: document checks per solved captcha of step 1 (a new
+    # captcha buys the next ones) and per client IP
+    DOCUMENT_CHECKS_PER_CAPTCHA = "5 per 2 hours"
+    DOCUMENT_CHECK_IP_LIMIT = "30 per hour"
+
     # -- captcha -------------------------------------------------------------------------------
     CAPTCHA_LENGTH = 4
     CAPTCHA_TTL = 300

@@ -75,6 +75,14 @@ class InvalidField(UserError):
     """A value that breaks a format rule; the message names the rule."""
 
 
+class PasswordsDiffer(InvalidField):
+    """The confirmation differs from the password (registration's 确认密码; the forms of a new
+    password say 新密码 and name their own field)."""
+
+    message = "两次输入的密码不一致"
+    field = "confirm"
+
+
 class TooManyAttempts(UserError):
     message = "操作过于频繁，请稍后再试"
     status = 429

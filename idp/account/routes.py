@@ -3,19 +3,18 @@ authorised systems.  Views parse a form, call a service, render."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask import flash, g, redirect, render_template, url_for
 
 from ..auth.guards import login_required
-from ..errors import CaptchaInvalid, UserError
+from ..form_feedback import run_form
 from ..oauth.claims import SCOPE_LABELS
 from ..services.accounts import security as account_security
-from ..services.verification import captcha
 from ..services.accounts.authorisations import authorised_systems, revoke_authorisation
 from ..services.accounts.profile import masked_profile
 from ..services.accounts.sessions import revoke_login, user_logins
+from .blueprint import bp
 from .forms import PasswordChangeForm, RevokeConsentForm, RevokeSessionForm, SecurityQuestionsForm
 
-bp = Blueprint("account", __name__, url_prefix="/account")
 
 
 @bp.get("/")
@@ -28,46 +27,32 @@ def home():
 @login_required
 def password():
     form = PasswordChangeForm()
-    error = None
-    if form.validate_on_submit():
-        try:
-            if not captcha.check_captcha(form.captcha_id.data, form.captcha.data):
-                raise CaptchaInvalid()
-            account_security.change_password(
-                g.user, form.current_password.data, form.new_password.data, form.confirm_password.data
-            )
-        except UserError as exc:
-            error = exc.message
-        else:
-            # every session ended, this one included: the user is logged out (系统返回未登录的状态)
-            return render_template("account/password_changed.html")
-    for secret in (form.current_password, form.new_password, form.confirm_password, form.captcha):
-        secret.data = ""
-    form.captcha_id.data = captcha.issue_captcha()
-    return render_template("account/password.html", form=form, error=error), 400 if error else 200
+    outcome = run_form(form, lambda: account_security.change_password(
+        g.user, form.current_password.data, form.new_password.data, form.confirm_password.data),
+        secrets=("current_password", "new_password", "confirm_password"), on_fields=False)
+    if outcome.done:
+        # every session ended, this one included: the user is logged out (系统返回未登录的状态)
+        return render_template("account/password_changed.html")
+    return render_template("account/password.html", form=form, error=outcome.error), outcome.status
 
 
 @bp.route("/security-questions", methods=["GET", "POST"])
 @login_required
 def security_questions():
     form = SecurityQuestionsForm()
-    error = None
-    if form.validate_on_submit():
-        pairs = [(form.question_1.data, form.answer_1.data), (form.question_2.data, form.answer_2.data),
-                 (form.question_3.data, form.answer_3.data)]
-        try:
-            account_security.set_security_questions(g.user, form.current_password.data, pairs)
-        except UserError as exc:
-            error = exc.message
-        else:
-            flash("密保问题已保存")
-            return redirect(url_for("account.security_questions"))
-    form.current_password.data = ""
+    pairs = [(form.question_1.data, form.answer_1.data), (form.question_2.data, form.answer_2.data),
+             (form.question_3.data, form.answer_3.data)]
+    outcome = run_form(form, lambda: account_security.set_security_questions(g.user, form.current_password.data,
+                                                                             pairs),
+                       secrets=("current_password",), on_fields=False)
+    if outcome.done:
+        flash("密保问题已保存")
+        return redirect(url_for("account.security_questions"))
     existing = account_security.security_questions(g.user)
     return render_template(
-        "account/security_questions.html", form=form, error=error,
+        "account/security_questions.html", form=form, error=outcome.error,
         existing=[account_security.SECURITY_QUESTIONS.get(a.question, a.question) for a in existing],
-    ), 400 if error else 200
+    ), outcome.status
 
 
 @bp.get("/sessions")
@@ -100,6 +85,3 @@ def revoke_consent():
     if form.validate_on_submit() and revoke_authorisation(g.user, form.client_id.data):
         flash("已撤销对该应用系统的授权")
     return redirect(url_for("account.sessions"))
-
-
-from . import edit  # noqa: E402,F401  (变更用户信息: its views join this blueprint)

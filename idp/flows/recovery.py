@@ -1,93 +1,90 @@
-"""The recovery flows (SPEC §4), on the step machinery of ``idp.flows.base``:
+"""The recovery flows, on the step engine of ``idp.flows.base``:
 
 - 忘记用户名: 验证身份 → 验证手机校验码 → 找回用户名成功
-- 忘记密码:   输入用户名 → 选择找回方式 → 验证身份 → 重置密码 → 重置成功
+- 忘记密码:   输入用户名 → 选择找回方式 → 验证身份 (证件号码+手机验证码 | 密保问题) → 重置密码 → 重置成功
 - 手机号已停用? (from the SMS step of either): a new phone proven by SMS and by the bank
   four-element check replaces the registered one; the interrupted flow then goes on at its SMS step.
 
 Every first step starts a fresh flow, so going back and typing other details never keeps proofs
-gathered for the previous ones.  Up to the SMS step an unknown account is answered exactly like a
-known one: the flow records ``user_id=None`` and goes on; the 忘记用户名 SMS step then says a code
-was sent "if the details match" and sends nothing, checking typed codes against a decoy that
-fails the way a real code does.  Every outcome is audited with reason codes, never personal data.
+gathered for the previous ones.  Until the visitor proves something, an unknown account is
+answered exactly like a known one, with the same pages, messages and work:
+
+- 忘记用户名 never shows the registered phone before the code sent to it was typed back: the SMS
+  step says a code goes to the registered phone "if the details match"; with no match a decoy
+  code (``DecoyCode``) is kept instead of sent, and fails the way a wrong code does.
+- 忘记密码 → 密保问题 asks three questions of every username: the account's own, or decoys for an
+  unknown name and for an account without questions (staff accounts have none), and a decoy never
+  passes.  未设置密保 is said only to a visitor who proved the identity in this flow.
+
+Budgets (SMS sends, evaluated proofs, bank checks) are the flow budgets of the services, taken
+before the work.  Every outcome is audited with reason codes, never personal data.
 """
 
 from __future__ import annotations
 
-import math
-import time
+from dataclasses import dataclass, field
 from typing import NoReturn
 
-from ..errors import InvalidField, UserError
+from ..errors import UserError
 from ..models import User
-from ..services.audit import events as audit
+from ..recovery.forms import (
+    AnswersForm,
+    IdPhoneForm,
+    MethodForm,
+    PasswordUsernameForm,
+    PhoneChangeForm,
+    ResetPasswordForm,
+    UsernameIdentityForm,
+    UsernameSmsForm,
+)
+from ..services import flow_budgets, recovery
 from ..services.accounts import lockout
+from ..services.accounts.security import AnswerMissing, set_new_password
+from ..services.audit import events as audit
 from ..services.identity import pii
-from ..services import recovery
-from ..services.accounts.security import set_new_password
-from ..services.verification.bank import BankCheckFailed
 from ..services.identity.rules import check_document, check_mobile, username_key
 from ..services.registration import check_verification_info
-from ..services.verification.sms import (
-    SmsCode,
-    SmsCodeExhausted,
-    SmsCodeExpired,
-    SmsCodeInvalid,
-    SmsCodeNotRequested,
-    SmsResendTooSoon,
-    SmsPolicy,
-    SmsSent,
-)
-from .base import Flow, FlowDefinition, FlowExpired, StepNotReached
+from ..services.verification.bank import BankCheckFailed, BankUnavailable
+from ..services.verification.phone_proof import CodeMissing, DecoyCode, prove
+from ..services.verification.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsPolicy, SmsSent
+from .base import Flow, FlowDefinition, FlowExpired, Step
 
-USERNAME_RECOVERY = FlowDefinition("recover_username", ("identity", "sms", "done"), idle_ttl=15 * 60, max_age=3600)
-PASSWORD_RECOVERY = FlowDefinition(
-    "recover_password", ("username", "method", "verify", "reset", "done"), idle_ttl=15 * 60, max_age=3600
-)
-PHONE_CHANGE = FlowDefinition("recover_phone", ("verify", "done"), idle_ttl=15 * 60, max_age=3600)
-
-USERNAME_STEPS: dict[str, str] = {"identity": "验证身份", "sms": "验证手机校验码", "done": "找回用户名成功"}
-PASSWORD_STEPS: dict[str, str] = {
-    "username": "输入用户名",
-    "method": "选择找回方式",
-    "verify": "验证身份",
-    "reset": "重置密码",
-    "done": "重置成功",
-}
+WORDING = flow_budgets.Wording(task="本次找回", again="重新开始")
 METHODS: dict[str, str] = {"id_sms": "证件号码+手机验证码", "questions": "密保问题"}
 # how the citizen proved themself (RFC 8176), for the login that follows a reset
 AMR: dict[str, list[str]] = {"id_sms": ["pwd", "sms"], "questions": ["pwd", "kba"]}
 
-MAX_SMS_PER_FLOW = 5
-MAX_FAILURES_PER_FLOW = 5
-MAX_BANK_CHECKS_PER_FLOW = 3
+
+@dataclass
+class UsernameRecoveryState:
+    user_id: int | None = None  # None: the details match no account (nobody can tell)
+    key: str = ""  # what the failure counters are keyed on (a keyed hash of the document typed)
+    draft: dict[str, str] = field(default_factory=dict)  # what was typed at 验证身份 (上一步)
+    sms_requested: bool = False
+    proven: bool = False  # the code passed (sending the username may be retried without a new one)
+    masked_phone: str = ""  # the registered phone, masked: shown once the visitor proved it (手机号已停用?, the code)
 
 
-class TooManySmsInFlow(UserError):
-    message = "本次找回获取短信验证码的次数过多，请稍后重新开始"
-    status = 429
+@dataclass
+class PasswordRecoveryState:
+    user_id: int | None = None
+    key: str = ""  # a keyed hash of the username typed
+    username: str = ""
+    method: str | None = None
+    sms_phone: str | None = None
+    phone_verified: str | None = None
+    identity_proven: bool = False  # a 验证身份 passed in this flow
+    amr: list[str] = field(default_factory=list)
 
 
-class TooManyFailuresInFlow(UserError):
-    message = "验证失败次数过多，请重新开始"
-    status = 429
-
-
-class TooManyBankChecksInFlow(UserError):
-    message = "银行核验次数过多，请稍后再试"
-    status = 429
-
-
-class MethodInvalid(InvalidField):
-    message = "请选择找回方式"
-
-
-class CodeMissing(SmsCodeInvalid):
-    message = "请输入短信验证码"
-
-
-class AnswersMissing(InvalidField):
-    message = "请依次输入3个密保问题的答案"
+@dataclass
+class PhoneChangeState:
+    origin: str = ""  # "username" or "password": the interrupted flow
+    origin_id: str = ""
+    user_id: int | None = None
+    key: str = ""
+    sms_phone: str | None = None
+    phone_verified: str | None = None
 
 
 def _audit(event: str, outcome: str, user: User | None, **details) -> None:
@@ -95,226 +92,220 @@ def _audit(event: str, outcome: str, user: User | None, **details) -> None:
                  **details)
 
 
-def _fail(flow: Flow, attempt: recovery.ProofAttempt, event: str, exc: UserError, user: User | None, /,
-          **details) -> NoReturn:
-    """Audit a failed proof, count it against the account (or the unknown name) and the flow."""
-    attempt.failed()
-    _audit(event, "failure", user, reason=exc.reason_code, **details)
-    if flow.count("failures") >= MAX_FAILURES_PER_FLOW:
+def _evaluate(flow: Flow) -> None:
+    """Before a proof is evaluated: one unit of the flow's budget (a parallel request that finds
+    it spent ends the flow like the last failure does)."""
+    try:
+        flow_budgets.FAILURES_PER_FLOW.take(flow.id)
+    except UserError:
         flow.discard()
-        raise TooManyFailuresInFlow()
+        raise
+
+
+def _fail(flow: Flow, attempt: recovery.ProofAttempt, event: str, exc: UserError, user: User | None, /,
+          reason: str | None = None, **details) -> NoReturn:
+    """A proof failed: audited (``reason`` when the log knows more than the visitor may),
+    counted against the account (or the unknown name); the flow ends when that was its last
+    allowed proof."""
+    attempt.failed()
+    _audit(event, "failure", user, reason=reason or exc.reason_code, **details)
+    if flow_budgets.FAILURES_PER_FLOW.used(flow.id) >= flow_budgets.FAILURES_PER_FLOW.amount:
+        flow.discard()
+        raise flow_budgets.FAILURES_PER_FLOW.exceeded()
     raise exc
 
 
-def _cooldown(flow: Flow) -> None:
-    sent_at = flow.data.get("sms_sent_at")
-    wait = SmsPolicy.current().resend_after
-    if sent_at is not None and time.time() - sent_at < wait:
-        raise SmsResendTooSoon(max(1, math.ceil(wait - (time.time() - sent_at))))
-
-
-def _count_sms(flow: Flow) -> None:
-    if flow.count("sms") > MAX_SMS_PER_FLOW:
-        raise TooManySmsInFlow()
-
-
-def _prove_phone(flow: Flow, sms: SmsCode, phone: str, code: str, user: User | None, event: str) -> None:
-    """The code sent to ``phone`` in this flow; once proven the phone stays proven (the citizen
-    may fix a mistyped document without a new code), another phone needs its own code."""
-    if flow.data.get("phone_verified") == phone:
-        return
-    if flow.data.get("sms_phone") != phone:
-        raise SmsCodeNotRequested()
-    if not (code or "").strip():
-        raise CodeMissing()
+def _send(flow: Flow, sms: SmsCode, phone: str, actor: str | None) -> SmsSent:
+    """One 发送短信验证 press, paid from the flow's SMS budget unless nothing was sent."""
+    flow_budgets.SMS_PER_FLOW.take(flow.id, wording=WORDING)
     try:
-        sms.verify(phone, code)
-    except SmsCodeInvalid as exc:
-        _audit(event, "failure", user, reason=exc.reason_code)
+        return sms.send(phone, actor=actor)
+    except UserError:
+        flow_budgets.SMS_PER_FLOW.give_back(flow.id)  # cooldown, daily cap, gateway down
         raise
-    flow.remember(phone_verified=phone)
 
 
 # == 忘记用户名 =======================================================================================
-def submit_username_identity(name: str, user_type: str, id_type: str, id_number: str) -> Flow:
+def submit_username_identity(_flow: None, form: UsernameIdentityForm) -> Flow[UsernameRecoveryState]:
     """验证身份.  Raises only for badly formed input; any well-formed details go on to the SMS
     step, matching or not."""
+    draft = {"name": form.name.data, "user_type": form.user_type.data, "id_type": form.id_type.data,
+             "id_number": form.id_number.data}
     try:
-        user, key = recovery.find_by_identity(name, user_type, id_type, id_number)
+        user, key = recovery.find_by_identity(draft["name"], draft["user_type"], draft["id_type"], draft["id_number"])
     except UserError as exc:
         _audit("recovery.lookup", "failure", None, flow="username", reason=exc.reason_code)
         raise
     flow = USERNAME_RECOVERY.start()
-    flow.complete("identity", user_id=user.id if user else None, key=key,
-                  draft={"name": name, "user_type": user_type, "id_type": id_type, "id_number": id_number})
+    flow.complete("identity")
+    flow.state.user_id, flow.state.key, flow.state.draft = (user.id if user else None), key, draft
     _audit("recovery.lookup", "success" if user else "failure", user, flow="username",
            **({} if user else {"reason": "no_match"}))
     return flow
 
 
-def username_target(flow: Flow) -> tuple[User | None, str | None]:
+def username_target(flow: Flow[UsernameRecoveryState]) -> tuple[User | None, str | None]:
     """The account being recovered and its registered phone (None, None when nothing matched)."""
-    user = recovery.account(flow.data.get("user_id"))
+    user = recovery.account(flow.state.user_id)
     return user, recovery.registered_phone(user)
 
 
-def username_sms_notice(flow: Flow, *, sent: bool) -> str:
-    _, phone = username_target(flow)
-    if phone:
+def username_sms_notice(flow: Flow[UsernameRecoveryState], *, sent: bool) -> str:
+    """One notice for every visitor: the registered phone is not shown before the visitor proved
+    it (a phone replaced through 手机号已停用? was proven by SMS and by the bank)."""
+    if masked := flow.state.masked_phone:
         if sent:
-            return f"短信验证码已发送至{pii.mask_phone(phone)}，{SmsPolicy.current().code_ttl // 60}分钟内有效"
-        return f"短信验证码将发送至您注册时填写的手机号码{pii.mask_phone(phone)}"
+            return f"短信验证码已发送至{masked}，{SmsPolicy.current().code_ttl // 60}分钟内有效"
+        return f"短信验证码将发送至您注册时填写的手机号码{masked}"
     if sent:
         return f"若您填写的信息与注册信息一致，短信验证码已发送至注册时填写的手机号码，{SmsPolicy.current().code_ttl // 60}分钟内有效"
     return "若您填写的信息与注册信息一致，短信验证码将发送至注册时填写的手机号码"
 
 
-def send_username_code(flow: Flow) -> str:
-    """发送短信验证: a code to the registered phone; with no matching account, nothing is sent but
-    the page, the cooldown and the limits are the same."""
-    flow.require("sms")
-    _cooldown(flow)
-    _count_sms(flow)
-    user, phone = username_target(flow)
+def _username_code(flow: Flow[UsernameRecoveryState], phone: str | None) -> tuple[SmsCode, str]:
     if phone:
-        SmsCode("recovery").send(phone, actor=user.username)
-    else:
-        audit.record("sms.sent", "skipped", purpose="recovery", reason="no_account")
-    flow.data.setdefault("_counters", {})["decoy_tries"] = 0
-    flow.remember(sms_sent_at=time.time(), decoy_spent=False)
+        return SmsCode("recovery"), phone
+    return DecoyCode("recovery"), DecoyCode.number_for(flow.state.key)
+
+
+def send_username_code(flow: Flow[UsernameRecoveryState]) -> str:
+    """发送短信验证: a code to the registered phone, or a decoy kept (not sent) when nothing
+    matched; the page, the cooldown and the budgets are the same."""
+    flow.require("sms")
+    user, phone = username_target(flow)
+    sms, number = _username_code(flow, phone)
+    _send(flow, sms, number, user.username if user else None)
+    flow.state.sms_requested = True
     return username_sms_notice(flow, sent=True)
 
 
-def _decoy_verify(flow: Flow) -> NoReturn:
-    """What ``SmsCode.verify`` answers to wrong codes, for a code that was never sent."""
-    if flow.data.get("decoy_spent"):
-        raise SmsCodeInvalid()
-    tries = flow.count("decoy_tries")
-    if time.time() > flow.data["sms_sent_at"] + SmsPolicy.current().code_ttl:
-        flow.remember(decoy_spent=True)
-        raise SmsCodeExpired()
-    if tries >= SmsPolicy.current().max_tries:
-        flow.remember(decoy_spent=True)
-        raise SmsCodeExhausted()
-    raise SmsCodeInvalid()
-
-
-def submit_username_code(flow: Flow, code: str) -> None:
+def submit_username_code(flow: Flow[UsernameRecoveryState], form: UsernameSmsForm) -> None:
     """验证手机校验码 → 找回用户名成功: the username goes to the registered phone by SMS."""
     flow.require("sms")
+    state = flow.state
     user, phone = username_target(flow)
-    if not flow.data.get("proven"):
-        if not flow.data.get("sms_sent_at"):
+    if not state.proven:
+        if not state.sms_requested:
             raise SmsCodeNotRequested()
-        if not (code or "").strip():
+        code = form.sms_code.data or ""
+        if not code.strip():
             raise CodeMissing()
+        sms, number = _username_code(flow, phone)
         try:
-            if phone:
-                SmsCode("recovery").verify(phone, code)
-            else:
-                _decoy_verify(flow)
+            sms.verify(number, code)
         except SmsCodeInvalid as exc:
             _audit("recovery.verify", "failure", user, flow="username", reason=exc.reason_code)
             raise
         _audit("recovery.verify", "success", user, flow="username", method="sms")
-        flow.remember(proven=True)  # if sending the username fails, 下一步 retries without a new code
+        state.proven = True  # if sending the username fails, 下一步 retries without a new code
     recovery.send_username(user, phone)
-    flow.finish(keep={"masked_phone": pii.mask_phone(phone)})
+    flow.finish(masked_phone=pii.mask_phone(phone))
 
 
 # == 忘记密码 =========================================================================================
-def submit_password_username(username: str) -> Flow:
+def submit_password_username(_flow: None, form: PasswordUsernameForm) -> Flow[PasswordRecoveryState]:
     """输入用户名: any username goes on to 选择找回方式."""
+    username = form.username.data
     try:
         user, key = recovery.find_by_login_name(username)
     except UserError as exc:
         _audit("recovery.lookup", "failure", None, flow="password", reason=exc.reason_code)
         raise
     flow = PASSWORD_RECOVERY.start()
-    flow.complete("username", user_id=user.id if user else None, key=key, username=username.strip())
+    flow.complete("username")
+    flow.state.user_id, flow.state.key, flow.state.username = (user.id if user else None), key, username.strip()
     _audit("recovery.lookup", "success" if user else "failure", user, flow="password",
            **({} if user else {"reason": "no_match"}))
     return flow
 
 
-def password_account(flow: Flow) -> User | None:
-    return recovery.account(flow.data.get("user_id"))
+def password_account(flow: Flow[PasswordRecoveryState]) -> User | None:
+    return recovery.account(flow.state.user_id)
 
 
-def choose_method(flow: Flow, method: str) -> None:
-    """选择找回方式.  Choosing again starts 验证身份 over."""
+def choose_method(flow: Flow[PasswordRecoveryState], form: MethodForm) -> str:
+    """选择找回方式.  Choosing again starts 验证身份 over.  An account without security questions
+    learns so only once it proved its identity in this flow; before, it is asked decoys."""
     flow.require("method")
+    method = form.method.data or ""
     if method not in METHODS:
-        raise MethodInvalid()
-    user = password_account(flow)
-    if method == "questions":
-        try:
-            recovery.questions_for(user, flow.data["key"])
-        except recovery.SecurityQuestionsNotSet as exc:
-            _audit("recovery.verify", "failure", user, flow="password", method=method,
-                   reason=exc.reason_code)
-            raise
-    later = PASSWORD_RECOVERY.steps[PASSWORD_RECOVERY.steps.index("method"):]
-    flow.completed = [step for step in flow.completed if step not in later]
-    flow.data.update(sms_phone=None, phone_verified=None)
-    flow.complete("method", method=method)
-
-
-def require_method(flow: Flow, method: str) -> None:
-    flow.require("verify")
-    if flow.data.get("method") != method:
-        raise StepNotReached("method")
+        raise recovery.MethodInvalid()
+    flow.reopen("verify")
+    flow.state.method, flow.state.sms_phone, flow.state.phone_verified = None, None, None
+    if method == "questions" and flow.state.identity_proven:
+        user = password_account(flow)
+        if not recovery.has_security_questions(user):
+            exc = recovery.SecurityQuestionsNotSet()
+            _audit("recovery.verify", "failure", user, flow="password", method=method, reason=exc.reason_code)
+            raise exc
+    flow.state.method = method
+    flow.complete("method")
+    return method
 
 
 # -- 验证身份: 密保问题 --------------------------------------------------------------------------------
-def security_question_texts(flow: Flow) -> list[str]:
-    require_method(flow, "questions")
-    return recovery.questions_for(password_account(flow), flow.data["key"])
+def security_question_texts(flow: Flow[PasswordRecoveryState]) -> list[str]:
+    return recovery.questions_for(password_account(flow), flow.state.key)
 
 
-def submit_answers(flow: Flow, answers: list[str]) -> None:
-    require_method(flow, "questions")
+def submit_answers(flow: Flow[PasswordRecoveryState], form: AnswersForm) -> None:
+    flow.require("verify")
+    state = flow.state
     user = password_account(flow)
-    with recovery.proof_attempt(flow.data["key"]) as attempt:
-        recovery.questions_for(user, flow.data["key"])
-        if len(answers) != 3 or not all((a or "").strip() for a in answers):
-            raise AnswersMissing()
+    answers = [form.answer_1.data, form.answer_2.data, form.answer_3.data]
+    with recovery.proof_attempt(state.key) as attempt:
+        if not all((a or "").strip() for a in answers):
+            raise AnswerMissing("请依次输入3个密保问题的答案")
+        _evaluate(flow)
         if not recovery.answers_right(user, answers):
-            _fail(flow, attempt, "recovery.verify", recovery.SecurityAnswersWrong(), user, flow="password",
-                  method="questions")
+            # the audit log (never the visitor) says why an account without questions failed
+            reason = None if user is None or recovery.has_security_questions(user) else \
+                recovery.SecurityQuestionsNotSet().reason_code
+            _fail(flow, attempt, "recovery.verify", recovery.SecurityAnswersWrong(), user, reason=reason,
+                  flow="password", method="questions")
     _audit("recovery.verify", "success", user, flow="password", method="questions")
-    flow.complete("verify", amr=AMR["questions"])
+    flow.complete("verify")
+    state.amr, state.identity_proven = AMR["questions"], True
 
 
 # -- 验证身份: 证件号码+手机验证码 ------------------------------------------------------------------------
-def send_password_code(flow: Flow, phone: str) -> SmsSent:
+def send_password_code(flow: Flow[PasswordRecoveryState], phone: str) -> SmsSent:
     """The code goes to the phone typed, whichever it is (the manual: another number receives a
     code but does not pass 下一步)."""
-    require_method(flow, "id_sms")
+    flow.require("verify")
     phone = check_mobile(phone)
-    _count_sms(flow)
     user = password_account(flow)
-    sent = SmsCode("recovery").send(phone, actor=user.username if user else None)
-    flow.remember(sms_phone=phone)
+    sent = _send(flow, SmsCode("recovery"), phone, user.username if user else None)
+    flow.state.sms_phone = phone
     return sent
 
 
-def submit_id_and_phone(flow: Flow, id_type: str, id_number: str, phone: str, code: str) -> None:
-    require_method(flow, "id_sms")
-    facts = check_document(id_type, id_number)
-    phone = check_mobile(phone)
+def submit_id_and_phone(flow: Flow[PasswordRecoveryState], form: IdPhoneForm) -> None:
+    flow.require("verify")
+    state = flow.state
+    facts = check_document(form.id_type.data, form.id_number.data)
+    phone = check_mobile(form.phone.data)
     user = password_account(flow)
-    with recovery.proof_attempt(flow.data["key"]) as attempt:
-        _prove_phone(flow, SmsCode("recovery"), phone, code, user, "recovery.verify")
+    with recovery.proof_attempt(state.key) as attempt:
+        try:
+            prove(SmsCode("recovery"), phone=phone, code=form.sms_code.data or "", requested=state.sms_phone,
+                  proven=state.phone_verified)
+        except SmsCodeInvalid as exc:
+            if not isinstance(exc, (SmsCodeNotRequested, CodeMissing)):
+                _audit("recovery.verify", "failure", user, reason=exc.reason_code)
+            raise
+        state.phone_verified = phone
+        _evaluate(flow)
         if not recovery.identity_and_phone_match(user, facts.id_type, facts.number, phone):
             _fail(flow, attempt, "recovery.verify", recovery.IdentityNotMatched(), user, flow="password",
                   method="id_sms")
     _audit("recovery.verify", "success", user, flow="password", method="id_sms")
-    flow.complete("verify", amr=AMR["id_sms"])
+    flow.complete("verify")
+    state.amr, state.identity_proven = AMR["id_sms"], True
 
 
 # -- 重置密码 ----------------------------------------------------------------------------------------
-def reset_username(flow: Flow) -> str:
+def reset_username(flow: Flow[PasswordRecoveryState]) -> str:
     flow.require("reset")
     user = password_account(flow)
     if user is None:  # disabled by an operator meanwhile
@@ -323,7 +314,7 @@ def reset_username(flow: Flow) -> str:
     return user.username
 
 
-def reset_password(flow: Flow, new: str, confirm: str) -> tuple[User, list[str]]:
+def reset_password(flow: Flow[PasswordRecoveryState], form: ResetPasswordForm) -> tuple[User, list[str]]:
     """The new password, then every session and token of the account ends (``set_new_password``);
     a lockout earned by forgetting the password is lifted, since the holder just proved who they are."""
     flow.require("reset")
@@ -331,18 +322,15 @@ def reset_password(flow: Flow, new: str, confirm: str) -> tuple[User, list[str]]
     if user is None:
         flow.discard()
         raise FlowExpired()
-    set_new_password(user, new, confirm, event="password.reset")
+    set_new_password(user, form.new_password.data, form.confirm_password.data, event="password.reset")
     lockout.unlock(username_key(user.username))
-    recovery.clear_failures(flow.data["key"])
-    amr = list(flow.data["amr"])
-    flow.finish(keep={"username": user.username})
+    recovery.clear_failures(flow.state.key)
+    amr = list(flow.state.amr)
+    flow.finish(username=user.username)
     return user, amr
 
 
 # == 手机号已停用? ======================================================================================
-ORIGINS: dict[str, FlowDefinition] = {"username": USERNAME_RECOVERY, "password": PASSWORD_RECOVERY}
-
-
 def interrupted_flow(origin: str) -> Flow | None:
     """The recovery flow whose SMS step sent the citizen here, if it is at that step."""
     definition = ORIGINS.get(origin)
@@ -351,70 +339,137 @@ def interrupted_flow(origin: str) -> Flow | None:
         return None
     if origin == "username" and flow.is_complete("identity"):
         return flow
-    if origin == "password" and flow.is_complete("method") and flow.data.get("method") == "id_sms":
+    if origin == "password" and flow.is_complete("method") and flow.state.method == "id_sms":
         return flow
     return None
 
 
-def phone_change_for(origin: str) -> Flow | None:
+def phone_change_for(origin: str) -> Flow[PhoneChangeState] | None:
     """This session's phone change for the interrupted ``origin`` flow: the one under way, or a
     new one.  None when that flow is not at its SMS step."""
     interrupted = interrupted_flow(origin)
     if interrupted is None:
         return None
     flow = PHONE_CHANGE.load()
-    if flow is not None and flow.data.get("origin_id") == interrupted.id:
+    if flow is not None and flow.state.origin_id == interrupted.id:
         return flow
     flow = PHONE_CHANGE.start()
-    flow.remember(origin=origin, origin_id=interrupted.id, user_id=interrupted.data.get("user_id"),
-                  key=interrupted.data["key"])
+    flow.state = PhoneChangeState(origin=origin, origin_id=interrupted.id, user_id=interrupted.state.user_id,
+                                  key=interrupted.state.key)
     return flow
 
 
-def _interrupted_of(flow: Flow) -> Flow:
-    interrupted = interrupted_flow(flow.data.get("origin", ""))
-    if interrupted is None or interrupted.id != flow.data.get("origin_id"):
+def _interrupted_of(flow: Flow[PhoneChangeState]) -> Flow:
+    interrupted = interrupted_flow(flow.state.origin)
+    if interrupted is None or interrupted.id != flow.state.origin_id:
         flow.discard()
         raise FlowExpired()
     return interrupted
 
 
-def send_phone_change_code(flow: Flow, phone: str) -> SmsSent:
+def send_phone_change_code(flow: Flow[PhoneChangeState], phone: str) -> SmsSent:
     flow.require("verify")
     _interrupted_of(flow)
     phone = check_mobile(phone)
-    _count_sms(flow)
-    user = recovery.account(flow.data.get("user_id"))
-    sent = SmsCode("phone_change").send(phone, actor=user.username if user else None)
-    flow.remember(sms_phone=phone)
+    user = recovery.account(flow.state.user_id)
+    sent = _send(flow, SmsCode("phone_change"), phone, user.username if user else None)
+    flow.state.sms_phone = phone
     return sent
 
 
-def submit_phone_change(flow: Flow, bank_code: str, card_number: str, phone: str, code: str) -> tuple[str, str]:
+def submit_phone_change(flow: Flow[PhoneChangeState], form: PhoneChangeForm) -> tuple[str, str]:
     """The new phone proven by SMS, then by the bank with the account's name and document; the
     registered phone is replaced and the interrupted flow is set back to its SMS step.  Returns the
     origin ("username" or "password") and the new phone masked."""
     flow.require("verify")
+    state = flow.state
     interrupted = _interrupted_of(flow)
-    info = check_verification_info(bank_code, card_number, phone)
-    user = recovery.account(flow.data.get("user_id"))
-    with recovery.proof_attempt(flow.data["key"]) as attempt:
-        _prove_phone(flow, SmsCode("phone_change"), info.phone, code, user, "phone.change")
-        if user is None:
-            _audit("phone.change", "failure", None, channel="recovery", reason="no_account")
-            raise recovery.RecoveryAccountUnknown()
-        if flow.count("bank_checks") > MAX_BANK_CHECKS_PER_FLOW:
-            raise TooManyBankChecksInFlow()
-        try:
-            recovery.verify_new_phone(user, info.bank_code, info.card.number, info.phone)
-        except BankCheckFailed as exc:
-            _fail(flow, attempt, "phone.change", exc, user, channel="recovery")
-        except UserError as exc:  # the platform is unreachable: not the citizen's failure
-            _audit("phone.change", "error", user, channel="recovery", reason=exc.reason_code)
-            raise
+    info = check_verification_info(form.bank_code.data, form.card_number.data, form.phone.data)
+    user = recovery.account(state.user_id)
+    try:
+        prove(SmsCode("phone_change"), phone=info.phone, code=form.sms_code.data or "",
+              requested=state.sms_phone, proven=state.phone_verified)
+    except SmsCodeInvalid as exc:
+        if not isinstance(exc, (SmsCodeNotRequested, CodeMissing)):
+            _audit("phone.change", "failure", user, reason=exc.reason_code)
+        raise
+    state.phone_verified = info.phone
+    if user is None:
+        _audit("phone.change", "failure", None, channel="recovery", reason="no_account")
+        raise recovery.RecoveryAccountUnknown()
+    flow_budgets.BANK_CHECKS_PER_FLOW.take(flow.id, wording=WORDING)
+    _evaluate(flow)
+    try:
+        with recovery.proof_attempt(state.key) as attempt:
+            try:
+                recovery.verify_new_phone(user, info.bank_code, info.card.number, info.phone)
+            except BankCheckFailed as exc:
+                _fail(flow, attempt, "phone.change", exc, user, channel="recovery")
+    except BankUnavailable as exc:  # the platform did not answer: not the citizen's failure, nor a check
+        flow_budgets.BANK_CHECKS_PER_FLOW.give_back(flow.id)
+        flow_budgets.FAILURES_PER_FLOW.give_back(flow.id)
+        _audit("phone.change", "error", user, channel="recovery", reason=exc.reason_code)
+        raise
     recovery.replace_phone(user, info.phone, channel="recovery")
     # back at its SMS step: a code sent to the old phone no longer counts
-    interrupted.remember(sms_sent_at=None, proven=False, sms_phone=None, phone_verified=None)
-    origin = flow.data["origin"]
+    if isinstance(interrupted.state, UsernameRecoveryState):
+        interrupted.state.sms_requested, interrupted.state.proven = False, False
+        interrupted.state.masked_phone = pii.mask_phone(info.phone)
+    else:
+        interrupted.state.sms_phone, interrupted.state.phone_verified = None, None
+    origin = state.origin
     flow.discard()
     return origin, pii.mask_phone(info.phone)
+
+
+# == the flows, step by step ============================================================================
+USERNAME_RECOVERY: FlowDefinition[UsernameRecoveryState] = FlowDefinition(
+    "recover_username",
+    (
+        Step("identity", "验证身份", "recovery.username", UsernameIdentityForm, "recovery/username_identity.html",
+             submit_username_identity, entry="open"),
+        Step("sms", "验证手机校验码", "recovery.username_sms", UsernameSmsForm, "recovery/username_sms.html",
+             submit_username_code),
+        Step("done", "找回用户名成功", "recovery.username_done", template="recovery/username_done.html",
+             path="/username/done", context=lambda flow: {"masked_phone": flow.state.masked_phone}),
+    ),
+    UsernameRecoveryState,
+    idle_ttl="RECOVERY_FLOW_IDLE_TIMEOUT",
+    max_age="RECOVERY_FLOW_LIFETIME",
+)
+
+PASSWORD_RECOVERY: FlowDefinition[PasswordRecoveryState] = FlowDefinition(
+    "recover_password",
+    (
+        Step("username", "输入用户名", "recovery.password", PasswordUsernameForm, "recovery/password_username.html",
+             submit_password_username, entry="open"),
+        Step("method", "选择找回方式", "recovery.password_method", MethodForm, "recovery/password_method.html",
+             choose_method, path="/password/method",
+             context=lambda flow: {"methods": METHODS, "username": flow.state.username}),
+        Step("verify", "验证身份", "recovery.password_verify_id", IdPhoneForm, "recovery/password_verify_id.html",
+             submit_id_and_phone, variant="id_sms"),
+        Step("verify", "验证身份", "recovery.password_verify_questions", AnswersForm,
+             "recovery/password_verify_questions.html", submit_answers, variant="questions",
+             path="/password/verify/questions", secrets=("answer_1", "answer_2", "answer_3"),
+             context=lambda flow: {"questions": security_question_texts(flow)}),
+        Step("reset", "重置密码", "recovery.password_reset", ResetPasswordForm, "recovery/password_reset.html",
+             reset_password),
+        Step("done", "重置成功", "recovery.password_done", template="recovery/password_done.html",
+             path="/password/done"),
+    ),
+    PasswordRecoveryState,
+    idle_ttl="RECOVERY_FLOW_IDLE_TIMEOUT",
+    max_age="RECOVERY_FLOW_LIFETIME",
+    variant_of=lambda state: state.method,
+)
+
+PHONE_CHANGE: FlowDefinition[PhoneChangeState] = FlowDefinition(
+    "recover_phone",
+    (Step("verify", "更换手机号", "recovery.phone_change", PhoneChangeForm, "recovery/phone_change.html",
+          submit_phone_change),),
+    PhoneChangeState,
+    idle_ttl="RECOVERY_FLOW_IDLE_TIMEOUT",
+    max_age="RECOVERY_FLOW_LIFETIME",
+)
+
+ORIGINS: dict[str, FlowDefinition] = {"username": USERNAME_RECOVERY, "password": PASSWORD_RECOVERY}

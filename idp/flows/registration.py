@@ -1,125 +1,141 @@
-"""The registration flow (SPEC §2): 填写登录信息 → 填写身份信息 → 填写验证信息 → 注册成功.
+"""The registration flow: 填写登录信息 → 填写身份信息 → 填写验证信息 → 注册成功.
 
-Each step's handler takes what its form gathered, checks it through the services and records it
-in the flow; nothing touches the account table before the last step, which proves the phone with
-an SMS code, then runs ``register_account`` (bank check, one transaction).
+Each step's handler takes its submitted form, checks it through the services and records it in
+the flow's state; nothing touches the account table before the last step, which proves the phone
+with an SMS code, then runs ``register_account`` (bank check, one transaction).
 
-The flow keeps no plaintext password: step 1 stores its argon2 hash.  Per-flow limits stop the
-wizard from being used as a free bank-verification oracle or an SMS pump: the SMS code must pass
-before the bank is asked, and both have a small budget per flow on top of the per-phone and
-per-IP limits.
+The flow keeps no plaintext password: step 1 stores its argon2 hash.  Its budgets (SMS sends,
+bank checks, document checks per solved captcha) are the flow budgets of the services, taken
+before the work: the wizard is neither a free bank-verification oracle, nor an SMS pump, nor a
+way to learn which document numbers are registered.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, NoReturn
 
-from ..errors import InvalidField, UserError
+from flask import request
+
+from ..errors import UserError
 from ..models import User
-from ..services.identity import passwords
-from ..services import registration
+from ..register.forms import IdentityForm, LoginInfoForm, VerificationForm
+from ..services import flow_budgets, registration
 from ..services.accounts.records import NewAccount
-from ..services.identity.rules import Identity, check_mobile
-from ..services.verification.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsSent
-from .base import Flow, FlowDefinition
+from ..services.identity import passwords
+from ..services.identity.rules import BirthdateInvalid, Identity, check_mobile
+from ..services.verification.bank import BankUnavailable
+from ..services.verification.phone_proof import prove
+from ..services.verification.sms import SmsCode, SmsSent
+from .base import Flow, FlowDefinition, Step
 
-REGISTRATION = FlowDefinition("register", ("login_info", "identity", "verification", "done"))
+AMR = ["pwd", "sms", "bank"]  # how the citizen proved themself by the end of the wizard
+WORDING = flow_budgets.Wording(task="本次注册", again="重新注册")
 
-STEP_TITLES: dict[str, str] = {
-    "login_info": "填写登录信息",
-    "identity": "填写身份信息",
-    "verification": "填写验证信息",
-    "done": "注册成功",
+# what 上一步 keeps of a step's form even when it does not validate yet
+DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
+    "identity": ("name", "id_type", "id_number", "gender", "birthdate"),
+    "verification": ("bank_code", "card_number", "phone"),
 }
 
-MAX_SMS_PER_FLOW = 5
-MAX_BANK_CHECKS_PER_FLOW = 5
-AMR = ["pwd", "sms", "bank"]  # how the citizen proved themself by the end of the wizard
 
-
-class KeepPasswordRefused(InvalidField):
-    message = "修改了用户名，请重新输入密码"
-    field = "password"
-
-
-class TooManySmsInFlow(UserError):
-    message = "本次注册获取短信验证码的次数过多，请稍后重新注册"
-    status = 429
+@dataclass
+class RegistrationState:
+    username: str = ""
+    password_hash: str = ""
+    name: str = ""
+    id_type: str = ""
+    id_number: str = ""
+    gender: str = ""
+    birthdate: str = ""  # ISO date
+    captcha_round: int = 0  # captchas solved at step 1: each buys a few document checks at step 2
+    drafts: dict[str, dict[str, str]] = field(default_factory=dict)
+    sms_phone: str | None = None  # the phone the last code was sent to
+    phone_verified: str | None = None  # the phone a code proved
 
 
 # -- step 1 --------------------------------------------------------------------------------------
-def submit_login_info(flow: Flow, username: str, password: str, confirm: str) -> None:
-    """Username and password.  Coming back to this step with the password fields left empty
-    keeps the password already set (the page says so)."""
-    if not password and not confirm and flow.data.get("password_hash"):
-        username = registration.check_username(username)
-        if username.casefold() != flow.data.get("username", "").casefold():
+def submit_login_info(flow: Flow[RegistrationState], form: LoginInfoForm) -> None:
+    """Username and password (the captcha was checked by the page).  Coming back to this step
+    with the password fields left empty keeps the password already set (the page says so)."""
+    state = flow.state
+    password, confirm = form.password.data or "", form.confirm.data or ""
+    if not password and not confirm and state.password_hash:
+        username = registration.check_username(form.username.data)
+        if username.casefold() != state.username.casefold():
             # the policy forbids a password containing the username: re-check with the new one
-            raise KeepPasswordRefused()
-        password_hash = flow.data["password_hash"]
+            raise registration.KeepPasswordRefused()
+        password_hash = state.password_hash
     else:
-        username = registration.check_login_info(username, password, confirm)
+        username = registration.check_login_info(form.username.data, password, confirm)
         password_hash = passwords.hash_password(password)
-    flow.complete("login_info", username=username, password_hash=password_hash)
+    flow.complete("login_info")
+    state.username, state.password_hash = username, password_hash
+    state.captcha_round += 1
 
 
 # -- step 2 --------------------------------------------------------------------------------------
-def submit_identity(flow: Flow, name: str, id_type: str, id_number: str, gender: str | None,
-                    birthdate: date | None) -> Identity:
-    identity = registration.check_identity_info(
-        name, id_type, id_number, gender, birthdate, actor=flow.data.get("username")
-    )
-    flow.complete(
-        "identity",
-        name=identity.name, id_type=identity.id_type, id_number=identity.id_number,
-        gender=identity.gender, birthdate=identity.birthdate.isoformat(), draft_identity=None,
-    )
+def submit_identity(flow: Flow[RegistrationState], form: IdentityForm) -> Identity:
+    """The identity rules first (they say nothing about accounts), then the document check, which
+    does: it is paid from the budget of the captcha solved at step 1 and of the client's IP."""
+    state = flow.state
+    flow.require("identity")
+    identity = registration.check_identity(form.name.data, form.id_type.data, form.id_number.data,
+                                           form.gender.data or None, _parse_date(form.birthdate.data))
+    try:
+        flow_budgets.DOCUMENT_CHECKS_PER_IP.take(request.remote_addr or "-")
+        flow_budgets.DOCUMENT_CHECKS_PER_CAPTCHA.take(flow.id, str(state.captcha_round))
+    except UserError as exc:
+        _refuse(exc, state.username)
+    registration.check_document_free(identity, actor=state.username)
+    flow.complete("identity")
+    state.name, state.id_type, state.id_number = identity.name, identity.id_type, identity.id_number
+    state.gender, state.birthdate = identity.gender, identity.birthdate.isoformat()
+    state.drafts.pop("identity", None)
     return identity
 
 
 # -- step 3 --------------------------------------------------------------------------------------
-def send_code(flow: Flow, phone: str) -> SmsSent:
+def send_code(flow: Flow[RegistrationState], phone: str) -> SmsSent:
     flow.require("verification")
     phone = check_mobile(phone)
-    if flow.count("sms") > MAX_SMS_PER_FLOW:
-        raise TooManySmsInFlow()
-    sent = SmsCode("register").send(phone, actor=flow.data.get("username"))
-    flow.remember(sms_phone=phone)
+    flow_budgets.SMS_PER_FLOW.take(flow.id, wording=WORDING)
+    try:
+        sent = SmsCode("register").send(phone, actor=flow.state.username)
+    except UserError:
+        flow_budgets.SMS_PER_FLOW.give_back(flow.id)  # nothing was sent (cooldown, cap, gateway)
+        raise
+    flow.state.sms_phone = phone
     return sent
 
 
-def submit_verification(flow: Flow, bank_code: str, card_number: str, phone: str, sms_code: str) -> User:
+def submit_verification(flow: Flow[RegistrationState], form: VerificationForm) -> User:
     flow.require("verification")
-    info = registration.check_verification_info(bank_code, card_number, phone)
-    username = flow.data["username"]
-    _prove_phone(flow, info.phone, sms_code, username)
-    if flow.count("bank_checks") > MAX_BANK_CHECKS_PER_FLOW:
-        _refuse(registration.TooManyBankChecks(), username)
-    user = registration.register_account(
-        NewAccount(
-            username=username, password="", password_hash=flow.data["password_hash"],
-            name=flow.data["name"], id_type=flow.data["id_type"], id_number=flow.data["id_number"],
-            gender=flow.data["gender"], birthdate=date.fromisoformat(flow.data["birthdate"]),
-            bank_code=info.bank_code, card_number=info.card.number, phone=info.phone,
-        ),
-        actor=username, channel="web",
-    )
-    flow.finish(keep={"username": user.username})
+    state = flow.state
+    info = registration.check_verification_info(form.bank_code.data, form.card_number.data, form.phone.data)
+    try:
+        prove(SmsCode("register"), phone=info.phone, code=form.sms_code.data or "",
+              requested=state.sms_phone, proven=state.phone_verified)
+        state.phone_verified = info.phone  # proven: the citizen may go back and fix their identity
+        flow_budgets.BANK_CHECKS_PER_FLOW.take(flow.id, wording=WORDING)
+    except UserError as exc:
+        _refuse(exc, state.username)
+    try:
+        user = registration.register_account(
+            NewAccount(
+                username=state.username, password="", password_hash=state.password_hash,
+                name=state.name, id_type=state.id_type, id_number=state.id_number,
+                gender=state.gender, birthdate=date.fromisoformat(state.birthdate),
+                bank_code=info.bank_code, card_number=info.card.number, phone=info.phone,
+            ),
+            actor=state.username, channel="web",
+        )
+    except BankUnavailable:
+        flow_budgets.BANK_CHECKS_PER_FLOW.give_back(flow.id)  # the bank never answered: not a check
+        raise
+    flow.finish(username=user.username)
     return user
-
-
-def _prove_phone(flow: Flow, phone: str, sms_code: str, username: str) -> None:
-    """A phone proven once in this flow stays proven (the citizen may go back and fix their
-    identity after a mismatch); another phone needs its own code."""
-    if flow.data.get("phone_verified") == phone:
-        return
-    if flow.data.get("sms_phone") != phone:
-        _refuse(SmsCodeNotRequested(), username)
-    if not (sms_code or "").strip():
-        _refuse(SmsCodeInvalid("请输入短信验证码"), username)
-    registration.verify_phone_code(phone, sms_code, actor=username)  # audits a wrong code itself
-    flow.remember(phone_verified=phone)
 
 
 def _refuse(exc: UserError, username: str) -> NoReturn:
@@ -127,20 +143,40 @@ def _refuse(exc: UserError, username: str) -> NoReturn:
     raise exc
 
 
+def _parse_date(raw: str | None) -> date | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BirthdateInvalid() from None
+
+
 # -- drafts: 上一步 keeps what was typed, even when it does not validate yet ---------------------------
-DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
-    "identity": ("name", "id_type", "id_number", "gender", "birthdate"),
-    "verification": ("bank_code", "card_number", "phone"),
-}
+def save_draft(flow: Flow[RegistrationState], step: str, values: Any) -> None:
+    flow.state.drafts[step] = {k: values.get(k) or "" for k in DRAFT_FIELDS[step]}
 
 
-def save_draft(flow: Flow, step: str, values: dict[str, Any]) -> None:
-    flow.remember(**{f"draft_{step}": {k: values.get(k) or "" for k in DRAFT_FIELDS[step]}})
-
-
-def step_values(flow: Flow, step: str) -> dict[str, Any]:
+def step_values(flow: Flow[RegistrationState], step: str) -> dict[str, Any]:
     """What the step's form shows: the last draft if any, else what the step recorded."""
-    draft = flow.data.get(f"draft_{step}")
-    if draft:
+    if draft := flow.state.drafts.get(step):
         return dict(draft)
-    return {k: flow.data.get(k) or "" for k in DRAFT_FIELDS.get(step, ())}
+    return {k: getattr(flow.state, k, "") or "" for k in DRAFT_FIELDS.get(step, ())}
+
+
+REGISTRATION: FlowDefinition[RegistrationState] = FlowDefinition(
+    "register",
+    (
+        Step("login_info", "填写登录信息", "register.login_info", LoginInfoForm, "register/login_info.html",
+             submit_login_info, entry="start"),
+        Step("identity", "填写身份信息", "register.identity", IdentityForm, "register/identity.html", submit_identity),
+        Step("verification", "填写验证信息", "register.verification", VerificationForm,
+             "register/verification.html", submit_verification),
+        Step("done", "注册成功", "register.done", template="register/done.html"),
+    ),
+    RegistrationState,
+    idle_ttl="REGISTRATION_FLOW_IDLE_TIMEOUT",
+    max_age="REGISTRATION_FLOW_LIFETIME",
+    start_endpoint="register.start",
+)

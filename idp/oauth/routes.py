@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from ..extensions import csrf, db
 from ..models import Consent
-from ..security import allow_form_target
+from ..security import add_form_target_source, allow_form_target
 from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, resume_after_login
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
@@ -169,3 +169,10 @@ def _public_json(body: str, max_age: float):
     response.headers["Cache-Control"] = f"public, max-age={int(max_age)}"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+def init_app(app) -> None:
+    """The protocol's pages and endpoints, once ``server.init_app`` built the server."""
+    add_form_target_source(app, pending_authorization_targets)
+    app.register_blueprint(bp)
+    csrf.exempt(bp)  # protocol endpoints authenticate clients; the consent form checks CSRF itself

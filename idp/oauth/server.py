@@ -17,9 +17,8 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import Flask, current_app
 
-from ..extensions import commit_keeping_loaded, csrf, db
+from ..extensions import commit_keeping_loaded, db
 from ..models import Client, Token
-from ..security import add_form_target_source
 from ..services.admin.client_secrets import verify_client_secret
 from ..services.audit import events as audit
 from . import logout
@@ -156,8 +155,3 @@ def init_app(app: Flask) -> None:
     authorization.register_endpoint(UserInfoEndpoint(resource_protector=require_oauth))
     logout.init_app(app)
 
-    from .routes import bp, pending_authorization_targets
-
-    add_form_target_source(app, pending_authorization_targets)
-    app.register_blueprint(bp)
-    csrf.exempt(bp)  # protocol endpoints authenticate clients; the consent form checks CSRF itself

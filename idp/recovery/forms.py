@@ -10,6 +10,7 @@ from wtforms.validators import InputRequired, Length
 from wtforms.widgets import TelInput
 
 from ..auth.forms import CaptchaMixin
+from ..form_rules import answer_length, card_digits, name_length, password_length, phone_digits, sms_code_length
 from ..services.verification.banks import BANKS
 from ..services.identity.rules import ID_TYPES, USER_TYPES
 
@@ -31,7 +32,7 @@ def _id_number_field() -> StringField:
 
 # -- 忘记用户名 --------------------------------------------------------------------------------------
 class UsernameIdentityForm(CaptchaMixin, FlaskForm):
-    name = StringField("姓名", validators=[InputRequired("请输入姓名"), Length(max=100, message="姓名不能超过50个字")],
+    name = StringField("姓名", validators=[InputRequired("请输入姓名"), name_length()],
                        render_kw={"autocomplete": "name", "spellcheck": "false"})
     user_type = RadioField("用户类型", choices=[SelectChoice(k, v) for k, v in USER_TYPES.items()],
                            default="personal", validate_choice=False)
@@ -41,7 +42,7 @@ class UsernameIdentityForm(CaptchaMixin, FlaskForm):
 
 
 class UsernameSmsForm(FlaskForm):
-    sms_code = StringField("动态验证", validators=[Length(max=6, message="短信验证码为6位数字")], render_kw=_CODE)
+    sms_code = StringField("动态验证", validators=[sms_code_length()], render_kw=_CODE)
     send_sms = SubmitField("发送短信验证", render_kw={"formnovalidate": True})
     submit = SubmitField("下一步")
 
@@ -62,22 +63,22 @@ class IdPhoneForm(FlaskForm):
     id_type = _id_type_field()
     id_number = _id_number_field()
     phone = StringField("手机号码", widget=TelInput(), render_kw=_PHONE,
-                        validators=[InputRequired("请输入手机号码"), Length(max=20, message="请输入正确的11位手机号码")])
-    sms_code = StringField("动态验证", validators=[Length(max=6, message="短信验证码为6位数字")], render_kw=_CODE)
+                        validators=[InputRequired("请输入手机号码"), phone_digits()])
+    sms_code = StringField("动态验证", validators=[sms_code_length()], render_kw=_CODE)
     send_sms = SubmitField("发送短信验证", render_kw={"formnovalidate": True})
     submit = SubmitField("下一步")
 
 
 class AnswersForm(FlaskForm):
     # labels are the account's questions, set by the page
-    answer_1 = StringField("答案一", validators=[Length(max=64, message="答案不能超过64个字")], render_kw={"autocomplete": "off"})
-    answer_2 = StringField("答案二", validators=[Length(max=64, message="答案不能超过64个字")], render_kw={"autocomplete": "off"})
-    answer_3 = StringField("答案三", validators=[Length(max=64, message="答案不能超过64个字")], render_kw={"autocomplete": "off"})
+    answer_1 = StringField("答案一", validators=[answer_length("答案不能超过{max}个字")], render_kw={"autocomplete": "off"})
+    answer_2 = StringField("答案二", validators=[answer_length("答案不能超过{max}个字")], render_kw={"autocomplete": "off"})
+    answer_3 = StringField("答案三", validators=[answer_length("答案不能超过{max}个字")], render_kw={"autocomplete": "off"})
     submit = SubmitField("下一步")
 
 
 class ResetPasswordForm(CaptchaMixin, FlaskForm):
-    new_password = PasswordField("新密码", validators=[InputRequired("请输入新密码"), Length(max=64, message="密码长度须为8–32位")],
+    new_password = PasswordField("新密码", validators=[InputRequired("请输入新密码"), password_length()],
                                  render_kw={"autocomplete": "new-password", "maxlength": 32})
     confirm_password = PasswordField("确认新密码", validators=[InputRequired("请再次输入新密码")],
                                      render_kw={"autocomplete": "new-password", "maxlength": 32})
@@ -88,10 +89,10 @@ class ResetPasswordForm(CaptchaMixin, FlaskForm):
 class PhoneChangeForm(FlaskForm):
     bank_code = SelectField("银行", choices=[SelectChoice("", "请选择银行")] + [SelectChoice(k, v) for k, v in BANKS.items()],
                             validate_choice=False)
-    card_number = StringField("银行账号", validators=[InputRequired("请输入银行账号"), Length(max=32, message="银行账号须为13–19位数字")],
+    card_number = StringField("银行账号", validators=[InputRequired("请输入银行账号"), card_digits()],
                               render_kw={"autocomplete": "off", "inputmode": "numeric", "maxlength": 32})
     phone = StringField("新手机号码", widget=TelInput(), render_kw=_PHONE,
-                        validators=[InputRequired("请输入手机号码"), Length(max=20, message="请输入正确的11位手机号码")])
-    sms_code = StringField("短信验证码", validators=[Length(max=6, message="短信验证码为6位数字")], render_kw=_CODE)
+                        validators=[InputRequired("请输入手机号码"), phone_digits()])
+    sms_code = StringField("短信验证码", validators=[sms_code_length()], render_kw=_CODE)
     send_sms = SubmitField("发送短信验证", render_kw={"formnovalidate": True})
     submit = SubmitField("提交")

@@ -10,6 +10,7 @@ from wtforms.validators import InputRequired, Length
 from wtforms.widgets import DateInput, TelInput
 
 from ..auth.forms import CaptchaMixin
+from ..form_rules import card_digits, name_length, password_length, phone_digits, sms_code_length, username_length
 from ..services.verification.banks import BANKS
 from ..services.identity.rules import GENDERS, ID_TYPES
 
@@ -17,17 +18,17 @@ _USERNAME = {"autocomplete": "username", "autocapitalize": "none", "spellcheck":
 
 
 class LoginInfoForm(CaptchaMixin, FlaskForm):
-    username = StringField("用户名", validators=[InputRequired("请输入用户名"), Length(max=20, message="用户名须为4–20位字母、数字或下划线，并以字母开头")],
+    username = StringField("用户名", validators=[InputRequired("请输入用户名"), username_length()],
                            render_kw=_USERNAME)
-    password = PasswordField("密码", validators=[Length(max=128, message="密码长度须为8–32位")],
+    password = PasswordField("密码", validators=[password_length()],
                              render_kw={"autocomplete": "new-password", "maxlength": 32})
-    confirm = PasswordField("确认密码", validators=[Length(max=128, message="两次输入的密码不一致")],
+    confirm = PasswordField("确认密码", validators=[password_length()],
                             render_kw={"autocomplete": "new-password", "maxlength": 32})
     submit = SubmitField("下一步")
 
 
 class IdentityForm(FlaskForm):
-    name = StringField("姓名", validators=[InputRequired("请输入姓名"), Length(max=100, message="姓名不能超过50个字")],
+    name = StringField("姓名", validators=[InputRequired("请输入姓名"), name_length()],
                        render_kw={"autocomplete": "name", "spellcheck": "false"})
     # choices are checked by the identity rules (one message for a bad value, wherever it comes from)
     id_type = SelectField("证件类型", choices=[SelectChoice(k, v) for k, v in ID_TYPES.items()], default="resident_id", validate_choice=False)
@@ -42,11 +43,11 @@ class IdentityForm(FlaskForm):
 
 class VerificationForm(FlaskForm):
     bank_code = SelectField("银行", choices=[SelectChoice("", "请选择银行")] + [SelectChoice(k, v) for k, v in BANKS.items()], validate_choice=False)
-    card_number = StringField("银行账号", validators=[InputRequired("请输入银行账号"), Length(max=32, message="银行账号须为13–19位数字")],
+    card_number = StringField("银行账号", validators=[InputRequired("请输入银行账号"), card_digits()],
                               render_kw={"autocomplete": "off", "inputmode": "numeric", "maxlength": 32})
-    phone = StringField("手机号码", widget=TelInput(), validators=[InputRequired("请输入手机号码"), Length(max=20, message="请输入正确的11位手机号码")],
+    phone = StringField("手机号码", widget=TelInput(), validators=[InputRequired("请输入手机号码"), phone_digits()],
                         render_kw={"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20})
-    sms_code = StringField("短信验证码", validators=[Length(max=6, message="短信验证码为6位数字")],
+    sms_code = StringField("短信验证码", validators=[sms_code_length()],
                            render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6})
     send_sms = SubmitField("发送短信验证", render_kw={"formnovalidate": True})
     back = SubmitField("上一步", render_kw={"formnovalidate": True})

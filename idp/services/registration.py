@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..errors import DocumentTaken, InvalidField, PasswordRejected, UserError, UsernameTaken
+from ..errors import DocumentTaken, InvalidField, PasswordRejected, PasswordsDiffer, UserError, UsernameTaken
 from ..models import User
 from .audit import events as audit
 from .identity import passwords
@@ -30,19 +30,17 @@ from .identity.rules import (
 from .verification.sms import SmsCode, SmsCodeInvalid
 
 
-class PasswordConfirmMismatch(InvalidField):
-    message = "两次输入的密码不一致"
-    field = "confirm"
+class KeepPasswordRefused(InvalidField):
+    """Back at 填写登录信息 with the password left empty (kept) but another username: the policy
+    forbids a password containing the username, so the kept one must be typed again."""
+
+    message = "修改了用户名，请重新输入密码"
+    field = "password"
 
 
 class BankNotChosen(InvalidField):
     message = "请选择银行"
     field = "bank_code"
-
-
-class TooManyBankChecks(UserError):
-    message = "银行核验次数过多，请稍后重新注册"
-    status = 429
 
 
 # -- the checks of each step -------------------------------------------------------------------
@@ -61,16 +59,22 @@ def check_login_info(username: str, password: str, confirm: str) -> str:
     if problems := passwords.password_problems(password or "", username):
         raise PasswordRejected(problems)
     if password != confirm:
-        raise PasswordConfirmMismatch()
+        raise PasswordsDiffer()
     return username
 
 
 def check_identity_info(name, id_type, id_number, gender, birthdate, *, actor: str | None = None) -> Identity:
     identity = check_identity(name, id_type, id_number, gender, birthdate)
+    check_document_free(identity, actor=actor)
+    return identity
+
+
+def check_document_free(identity: Identity, *, actor: str | None = None) -> None:
+    """证件已被使用 — an answer that tells whether a document is registered, so the wizard pays
+    for each from a budget before asking (``flows.registration``)."""
     if find_by_document(identity.id_type, identity.id_number):
         audit_failure(DocumentTaken(), actor, "web")
         raise DocumentTaken()
-    return identity
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""变更用户信息 over HTTP (SPEC §3): 姓名, 银行, 银行账号, 手机号码 change only through the bank check
+"""变更用户信息 over HTTP: 姓名, 银行, 银行账号, 手机号码 change only through the bank check
 (registration's messages); a new phone also needs an SMS code to it; 用户名, 证件类型, 证件号码 never
 change; nothing is written unless every check passes."""
 
@@ -280,9 +280,11 @@ def test_a_pending_change_belongs_to_the_account_that_started_it(app):
     other = make_citizen_account(app, CITIZENS["lina"], "lina2026")
     with app.test_request_context("/account/edit"):
         started = PROFILE_CHANGE.start()
-        started.remember(user_id=first.id)
+        started.state.user_id = first.id
+        started.save()
         assert flow_of(other) is None
         assert PROFILE_CHANGE.load() is None  # discarded, not just hidden
         again = PROFILE_CHANGE.start()
-        again.remember(user_id=first.id)
+        again.state.user_id = first.id
+        again.save()
         assert flow_of(first).id == again.id

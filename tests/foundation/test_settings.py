@@ -178,7 +178,8 @@ def test_the_code_reads_only_declared_settings():
     flask_and_extensions = {
         "TESTING", "DEBUG", "SECRET_KEY", "SERVER_NAME", "SESSION_COOKIE_NAME", "SESSION_COOKIE_SECURE",
         "SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS", "PERMANENT_SESSION_LIFETIME",
-        "WTF_CSRF_ENABLED", "PREFERRED_URL_SCHEME",
+        "WTF_CSRF_ENABLED", "PREFERRED_URL_SCHEME", "RATELIMIT_STORAGE_URI", "RATELIMIT_STORAGE_OPTIONS",
+        "ENV_NAME",  # which defaults are in force (IDP_ENV), not a setting of its own
     }
     root = Path(__file__).resolve().parents[2] / "idp"
     read = set()

@@ -74,8 +74,9 @@ def rewind_flow(app, client, definition, field: str, seconds: float) -> None:
     with app.test_request_context():
         session[f"flow:{definition.kind}"] = flow_id
         flow = definition.load()
-        if flow.data.get(field):
-            flow.remember(**{field: flow.data[field] - seconds})
+        if getattr(flow.state, field, None):
+            setattr(flow.state, field, getattr(flow.state, field) - seconds)
+            flow.save()
 
 
 def audit_events(app, event: str) -> list[AuditEvent]:

@@ -1,4 +1,4 @@
-"""A citizen sent by a relying system registers and lands back there signed in (SPEC §2.4, §5)."""
+"""A citizen sent by a relying system registers and lands back there signed in."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import delete, select
 
-from ...errors import UserError, PasswordRejected
+from ...errors import InvalidField, PasswordRejected, PasswordsDiffer, UserError
 from ...extensions import db
 from ...models import SecurityAnswer, User
 from .revocation import revoke_user_tokens
@@ -30,6 +30,9 @@ SECURITY_QUESTIONS: dict[str, str] = {
 }
 
 
+ANSWER_MAX = 64  # characters of one answer, after normalisation
+
+
 class WrongCurrentPassword(UserError):
     message = "当前密码错误"
     field = "current_password"
@@ -40,18 +43,16 @@ class SameAsOldPassword(UserError):
     field = "new_password"
 
 
-class PasswordsDiffer(UserError):
-    message = "两次输入的新密码不一致"
-    field = "confirm_password"
-
-
 class QuestionsNotDistinct(UserError):
     message = "请选择三个不同的密保问题"
     field = "question_1"
 
 
-class AnswerMissing(UserError):
-    message = "请填写每个密保问题的答案（1–64个字）"
+class AnswerMissing(InvalidField):
+    """An answer left empty (or too long): setting the questions, or answering them in recovery
+    (which says so in its own words)."""
+
+    message = f"请填写每个密保问题的答案（1–{ANSWER_MAX}个字）"
 
 
 def _check_current(user: User, current: str) -> None:
@@ -78,7 +79,7 @@ def change_password(user: User, current: str, new: str, confirm: str, *, reason:
 def set_new_password(user: User, new: str, confirm: str, *, event: str) -> None:
     """Shared by the password change and the recovery reset."""
     if new != confirm:
-        raise PasswordsDiffer()
+        raise PasswordsDiffer("两次输入的新密码不一致", field="confirm_password")
     if passwords.verify_password(user.password_hash, new):
         raise SameAsOldPassword()
     if problems := passwords.password_problems(new, user.username):
@@ -103,7 +104,7 @@ def set_security_questions(user: User, current: str, pairs: list[tuple[str, str]
     if len(pairs) != 3 or len(set(questions)) != 3 or not set(questions) <= SECURITY_QUESTIONS.keys():
         raise QuestionsNotDistinct()
     answers = [normalise_answer(a) for _, a in pairs]
-    if any(not a or len(a) > 64 for a in answers):
+    if any(not a or len(a) > ANSWER_MAX for a in answers):
         raise AnswerMissing()
     db.session.execute(delete(SecurityAnswer).where(SecurityAnswer.user_id == user.id))
     for position, (question, answer) in enumerate(zip(questions, answers), start=1):

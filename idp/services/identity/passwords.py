@@ -64,7 +64,7 @@ def password_problems(password: str, username: str = "") -> list[str]:
     problems: list[str] = []
     low, high = _lengths()
     if not low <= len(password) <= high:
-        problems.append(f"密码长度须为{low}–{high}位")
+        problems.append(length_rule())
     classes = sum(
         [
             any(c.isupper() and c.isascii() for c in password),
@@ -87,7 +87,14 @@ def _lengths() -> tuple[int, int]:
     return cfg["PASSWORD_MIN_LENGTH"], cfg["PASSWORD_MAX_LENGTH"]
 
 
-def password_hint() -> str:
-    """The rule as the forms state it beside the password field."""
-    low, high = _lengths()
-    return f"{low}–{high}位，至少包含大写字母、小写字母、数字、符号中的三种，不能包含用户名"
+def length_range() -> str:
+    """"8–32", as the pages' hints state it."""
+    return "{}–{}".format(*_lengths())
+
+
+def max_length() -> int:
+    return _lengths()[1]
+
+
+def length_rule() -> str:
+    return f"密码长度须为{length_range()}位"

@@ -21,7 +21,11 @@ from stdnum.exceptions import ValidationError
 
 from ...errors import InvalidField
 
-USERNAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,19}$")
+USERNAME_MIN, USERNAME_MAX = 4, 20
+USERNAME_RE = re.compile(rf"^[A-Za-z][A-Za-z0-9_]{{{USERNAME_MIN - 1},{USERNAME_MAX - 1}}}$")
+USERNAME_RULE = f"用户名须为{USERNAME_MIN}–{USERNAME_MAX}位字母、数字或下划线，并以字母开头"
+CARD_MIN_DIGITS, CARD_MAX_DIGITS = 13, 19
+MOBILE_DIGITS = 11
 
 ID_TYPES: dict[str, str] = {
     "resident_id": "居民身份证",
@@ -97,12 +101,12 @@ class GenderMissing(InvalidField):
 
 
 class PhoneInvalid(InvalidField):
-    message = "请输入正确的11位手机号码"
+    message = f"请输入正确的{MOBILE_DIGITS}位手机号码"
     field = "phone"
 
 
 class CardNumberInvalid(InvalidField):
-    message = "银行账号须为13–19位数字"
+    message = f"银行账号须为{CARD_MIN_DIGITS}–{CARD_MAX_DIGITS}位数字"
     field = "card_number"
 
 
@@ -119,7 +123,7 @@ def username_key(username: str) -> str:
 
 def username_problem(username: str) -> str | None:
     if not USERNAME_RE.match(username or ""):
-        return "用户名须为4–20位字母、数字或下划线，并以字母开头"
+        return USERNAME_RULE
     return None
 
 
@@ -324,7 +328,7 @@ def check_mobile(phone: str) -> str:
     national = str(parsed.national_number)
     if (
         parsed.country_code != 86
-        or len(national) != 11
+        or len(national) != MOBILE_DIGITS
         or not national.startswith("1")
         or not phonenumbers.is_valid_number(parsed)
         or phonenumbers.number_type(parsed) not in _MOBILE_TYPES
@@ -373,7 +377,7 @@ def check_card_number(card_number: str) -> CardNumber:
     digits = re.sub(r"[\s\-]", "", card_number or "")
     if not digits:
         raise CardNumberInvalid("请输入银行账号")
-    if not digits.isascii() or not digits.isdigit() or not 13 <= len(digits) <= 19:
+    if not digits.isascii() or not digits.isdigit() or not CARD_MIN_DIGITS <= len(digits) <= CARD_MAX_DIGITS:
         raise CardNumberInvalid()
     scheme = card_scheme(digits)
     ok = luhn.is_valid(digits)

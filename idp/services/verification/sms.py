@@ -220,6 +220,9 @@ class SmsSent:
 class SmsCode:
     """One-time codes for one purpose (``register``, ``recovery``, ``phone_change``, …)."""
 
+    #: a decoy (``phone_proof.DecoyCode``) keeps a record no code matches and sends nothing
+    delivers = True
+
     def __init__(self, purpose: str, *, clock: Callable[[], float] = time.time,
                  sender: SmsSender | None = None) -> None:
         if purpose not in PURPOSES:
@@ -279,8 +282,8 @@ class SmsCode:
         try:
             with charged((*charges, daily), refund_on=(SmsUnavailable,)):
                 code = "".join(secrets.choice("0123456789") for _ in range(policy.code_length))
-                record = {"digest": self._digest(phone, code), "expires_at": str(now + policy.code_ttl),
-                          "id": secrets.token_hex(8)}
+                digest = self._digest(phone, code) if self.delivers else secrets.token_hex(32)
+                record = {"digest": digest, "expires_at": str(now + policy.code_ttl), "id": secrets.token_hex(8)}
                 pipe = redis_store.pipeline()
                 pipe.delete(key)
                 pipe.hset(key, mapping=record)
@@ -288,7 +291,8 @@ class SmsCode:
                 pipe.execute()
                 text = (f"{SIGNATURE}您的{PURPOSES[self.purpose]}验证码为{code}，"
                         f"{policy.code_ttl // 60}分钟内有效。请勿泄露给他人。")
-                (self._sender or sms_sender()).send(phone, text, purpose=self.purpose)
+                if self.delivers:
+                    (self._sender or sms_sender()).send(phone, text, purpose=self.purpose)
         except SmsDailyCapReached:
             redis_store.delete(cooldown)  # nothing was sent
             audit.record("sms.sent", "denied", actor=actor, purpose=self.purpose, reason="daily_cap")
@@ -301,7 +305,10 @@ class SmsCode:
         except UserError:
             redis_store.delete(cooldown)  # a caller's budget refused: nothing was sent
             raise
-        audit.record("sms.sent", actor=actor, purpose=self.purpose)
+        if self.delivers:
+            audit.record("sms.sent", actor=actor, purpose=self.purpose)
+        else:
+            audit.record("sms.sent", "skipped", actor=actor, purpose=self.purpose, reason="no_account")
         return SmsSent(phone, policy.code_ttl, policy.resend_after)
 
     def verify(self, phone: str, code: str) -> None:
