@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from ..errors import UserError
 from ..services.admin.staff import cli_actor
@@ -42,6 +43,7 @@ def _staff(username: str):
 
 
 @click.command("enrolment-link")
+@with_appcontext
 @click.argument("user")
 def admin_enrolment_link(user) -> None:
     """A new second-factor enrolment link for a staff account without a factor."""
@@ -54,6 +56,7 @@ def admin_enrolment_link(user) -> None:
 
 
 @click.command("reset-factors")
+@with_appcontext
 @click.argument("user")
 @click.option("--reason", required=True, help="why (recorded in the audit log; no personal data)")
 def admin_reset_factors(user, reason) -> None:

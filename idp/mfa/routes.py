@@ -89,8 +89,10 @@ def _enrolled(user, pending: bool, methods: list[str], first: bool) -> str:
     token = session.pop(GRANT, None)
     if token:
         factors.spend_enrolment_token(token)
-    if pending:
-        complete(user, methods, pending=True)
+    if pending or token:
+        # the password and a factor enrolled through the administrator's link: both factors
+        # (a citizen adding one in the user centre proves nothing new about this login)
+        complete(user, methods, pending)
     elif peek_resume_url() is None:
         resume_after_login(url_for("mfa.home"))
     if first:
