@@ -30,6 +30,19 @@ def echo_enrolment_link(user) -> None:
                f"/admin before enrolling):\n  {enrolment_link(user)}")
 
 
+def enrolment_hint(username: str) -> str:
+    """For the demo's summary: the administrator's enrolment link, or that one is enrolled."""
+    from ..services.accounts.records import find_by_username
+    from ..services.accounts.second_factors import enrolment_link, has_factor
+
+    user = find_by_username(username)
+    if user is None:
+        return "-"
+    if has_factor(user.id):
+        return "enrolled (idp admin reset-factors if it was lost)"
+    return f"enrol before opening /admin: {enrolment_link(user)}"
+
+
 def _staff(username: str):
     from ..services.admin.users import find_user
 
