@@ -142,6 +142,9 @@ def register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
 
     app.register_blueprint(admin_bp)
+    from .mfa.routes import bp as mfa_bp
+
+    app.register_blueprint(mfa_bp)
     if app.config.get("DEV_TOOLS"):
         from .dev.routes import bp as dev_bp
 

@@ -122,6 +122,15 @@ class BaseConfig:
     ARGON2_TIME_COST = 2
     ARGON2_PARALLELISM = 1
 
+    # -- second factors (TOTP, WebAuthn passkeys, recovery codes) --------------------------------
+    MFA_CHALLENGE_TTL = 300  # seconds from the password to the second factor; a ceremony's lifetime
+    MFA_STEP_UP_WINDOW = 300  # a dangerous console action needs a second factor this recent (seconds)
+    MFA_ENROLMENT_LINK_LIFETIME = 24 * 3600  # the staff enrolment link `idp admin create` prints
+    MFA_ATTEMPT_LIMIT = "5 per 15 minutes"  # wrong second-factor answers per account
+    MFA_TOTP_DRIFT_STEPS = 1  # 30-second steps accepted either side of the server's clock
+    MFA_RECOVERY_CODES = 10  # recovery codes per set (each single use)
+    MFA_TOTP_ISSUER = "人社统一用户平台"  # the name authenticator apps show beside the account
+
     # -- external services -----------------------------------------------------------------------
     BANK_URL = ""  # empty: the sandbox, mounted in-process
     BANK_SECRET = "sandbox-shared-secret"

@@ -58,3 +58,75 @@ def login(client, username: str, password: str, *, follow_redirects: bool = Fals
 
 def query_params(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+# -- second factors ------------------------------------------------------------------------------
+#: what the tests know of each staff member's authenticator app and recovery codes
+TOTP_SECRETS: dict[str, str] = {}
+RECOVERY_CODES: dict[str, list[str]] = {}
+_LAST_STEP: dict[str, int] = {}
+
+
+def totp_code(username: str, at: float | None = None) -> str:
+    """The authenticator app of ``username``: a code for a time-step it has not shown before (the
+    platform accepts each step once), within the step either side of now that it allows."""
+    import time
+
+    import pyotp
+
+    totp = pyotp.TOTP(TOTP_SECRETS[username])
+    now_step = int((time.time() if at is None else at) // totp.interval)
+    step = max(now_step, _LAST_STEP.get(username, -1) + 1)
+    _LAST_STEP[username] = step
+    return totp.generate_otp(step)
+
+
+def enrolment_url(app, username: str) -> str:
+    """The link `idp admin create` prints, as a path."""
+    from idp.extensions import db
+    from idp.models import User
+    from idp.services.accounts.second_factors import enrolment_token
+
+    with app.app_context():
+        user = db.session.scalar(db.select(User).filter_by(username=username))
+        return f"/mfa/enrol/{enrolment_token(user)}"
+
+
+def enrol_totp(client, app, username: str):
+    """Enrol an authenticator app for a staff member who has just given their password (or is
+    signed in): open the enrolment link, scan the secret, answer a code, keep the recovery codes.
+    Returns the answer to the code (a redirect to the recovery codes)."""
+    opened = client.get(enrolment_url(app, username))
+    assert opened.status_code == 302 and opened.headers["Location"] == "/mfa/setup", opened.data.decode()[:300]
+    page = client.get("/mfa/setup")
+    assert page.status_code == 200, page.data.decode()[:300]
+    TOTP_SECRETS[username] = re.search(r'id="totp-secret">([A-Z2-7]+)<', page.data.decode()).group(1)
+    _LAST_STEP.pop(username, None)
+    fields = form_fields(page.data, 0)
+    fields.update(code=totp_code(username))
+    answer = client.post("/mfa/setup", data=fields)
+    assert answer.status_code == 302 and answer.headers["Location"] == "/mfa/recovery-codes", answer.data.decode()[:500]
+    shown = client.get("/mfa/recovery-codes").data.decode()
+    RECOVERY_CODES[username] = re.findall(r"<li><code>([a-z2-9]{5}-[a-z2-9]{5})</code></li>", shown)
+    return answer
+
+
+def answer_second_factor(client, username: str, *, method: str = "totp", code: str | None = None):
+    page = client.get("/mfa/verify")
+    assert page.status_code == 200, page.status_code
+    token = csrf_token(page.data)
+    if code is None:
+        code = totp_code(username) if method == "totp" else RECOVERY_CODES[username].pop()
+    return client.post("/mfa/verify", data={"csrf_token": token, "method": method, "code": code})
+
+
+def login_with_second_factor(client, app, username: str, password: str):
+    """Log in the way a person does: the password, then — for staff — the second factor, enrolled
+    first through the enrolment link if there is none yet.  Returns the last redirect."""
+    response = login(client, username, password)
+    location = response.headers.get("Location", "")
+    if response.status_code == 302 and location == "/mfa/setup":
+        return enrol_totp(client, app, username)
+    if response.status_code == 302 and location == "/mfa/verify":
+        return answer_second_factor(client, username)
+    return response

@@ -167,7 +167,7 @@ def client_toggle(client_id: str, action: str):
 
 
 @bp.post("/clients/<client_id>/secret")
-@requires("clients.write")
+@requires("clients.write", step_up=True)
 def client_rotate_secret(client_id: str):
     client = clients.get_client(client_id)
     form = RotateSecretForm(prefix="rotate")
@@ -230,7 +230,7 @@ def user_show(sub: str):
 
 
 @bp.post("/users/<sub>/<any(lock, unlock, logout, disable, enable):action>")
-@requires("users.write")
+@requires("users.write", step_up=lambda action, **_: action == "disable")
 def user_action(sub: str, action: str):
     service, _, done = USER_ACTIONS[action]
     form = ReasonForm(prefix=action)
@@ -253,7 +253,7 @@ def user_action(sub: str, action: str):
 
 
 @bp.post("/users/<sub>/role")
-@requires("roles.write")
+@requires("roles.write", step_up=True)
 def user_role(sub: str):
     form = RoleForm(prefix="role")
     admin_users.get_user(sub)
@@ -306,7 +306,7 @@ def audit_events():
 
 
 @bp.get("/audit/export.csv")
-@requires("audit.read")
+@requires("audit.read", step_up=True)
 def audit_export():
     form = AuditFilterForm(request.args)
     try:

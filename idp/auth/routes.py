@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, g, make_response, redirect, ren
 
 from ..errors import CaptchaInvalid, InvalidCredentials
 from ..extensions import limiter
+from ..mfa.gate import second_factor_step
 from ..services.accounts import records as accounts
 from ..services.verification import captcha
 from ..services.accounts.sessions import end_login, start_login
@@ -43,6 +44,8 @@ def login():
         except (CaptchaInvalid, InvalidCredentials) as exc:
             error = exc.message
         else:
+            if (second_factor := second_factor_step(user)) is not None:
+                return second_factor  # staff: the login completes after the second factor
             start_login(user, amr=["pwd"])
             return redirect(pop_resume_url() or url_for("account.home"))
     if not form.is_submitted() and session.get("login_hint"):

@@ -39,7 +39,7 @@ def register(app: Flask) -> None:
 
     core.register(app)
     # areas add their groups here (each module owns its commands)
-    for name in ("sandbox", "demo", "admin_cli"):
+    for name in ("sandbox", "demo", "admin_cli", "mfa_cli"):
         try:
             module = __import__(f"{__name__}.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

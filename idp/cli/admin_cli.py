@@ -293,10 +293,16 @@ def admin_grant(user, role, reason) -> None:
     from ..services.admin.users import find_user, set_role
 
     try:
-        set_role(find_user(user).sub, role, actor=cli_actor(), reason=reason)
+        account = find_user(user)
+        set_role(account.sub, role, actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
     click.echo(f"{user} is now {role}")
+    from ..services.accounts.second_factors import has_factor
+    from .mfa_cli import echo_enrolment_link
+
+    if not has_factor(account.id):
+        echo_enrolment_link(account)
 
 
 @admin_cli.command("revoke")

@@ -211,3 +211,6 @@ def admin_create(username: str, password: str, name: str, role: str) -> None:
         click.echo(f"refused: {exc.message}", err=True)
         sys.exit(1)
     click.echo(f"created {role} {user.username}")
+    from .mfa_cli import echo_enrolment_link
+
+    echo_enrolment_link(user)

@@ -328,6 +328,10 @@ def _print_summary(provider: Flask, exam: Flask, setup: DemoSetup, issuer: str, 
     echo("")
     echo("Accounts (username / password)")
     echo(f"  {_pad('管理员  administrator', 34)}{_account(setup.admin)}")
+    with provider.app_context():  # the console wants a second factor: the link to enrol one
+        from .mfa_cli import enrolment_hint
+
+        echo(f"  {_pad('  第二因素  second factor', 34)}{enrolment_hint(setup.admin.username)}")
     if setup.citizen is None:
         echo(f"  {_pad('演示市民  demo citizen', 34)}(the demo citizen's document is registered under another username)")
     else:

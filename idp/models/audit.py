@@ -30,3 +30,6 @@ class AuditEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(256))
     details: Mapped[dict] = mapped_column(JSON, default=dict)
+    # how the actor's login was authenticated (its amr, e.g. ["pwd", "otp", "mfa"]), when the
+    # actor is the one signed in: a console action shows whether a second factor stood behind it
+    amr: Mapped[list | None] = mapped_column(JSON)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import urlencode
 
+from authlib.oauth2 import OAuth2Error
 from flask import request
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -19,13 +20,14 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Client, Consent
 from ..services.accounts.resume import login_answers_request
-from ..services.accounts.sessions import LoginSession
+from ..services.accounts.second_factors import has_factor
+from ..services.accounts.sessions import ACR_MFA, LoginSession
 from .keys import key_store
 
 
 @dataclass(frozen=True)
 class Interaction:
-    prompt: str  # "create", "login" or "consent"
+    prompt: str  # "create", "login", "mfa" or "consent"
     reason: str
 
 
@@ -67,6 +69,29 @@ def _id_token_hint(client, scopes, login) -> Interaction | None:
     return None
 
 
+class UnmetAuthenticationRequirementsError(OAuth2Error):
+    """OpenID Connect Core Unmet Authentication Requirements 1.0: the relying system asked for an
+    authentication the account cannot give (a second factor it never enrolled)."""
+
+    error = "unmet_authentication_requirements"
+    description = "该应用系统要求第二因素验证，您尚未绑定第二因素"
+
+
+def requested_acr_values() -> list[str]:
+    return request.values.get("acr_values", "").split()
+
+
+def _second_factor(client, scopes, login) -> Interaction | None:
+    """acr_values naming the MFA level: met by a login whose acr is one the relying system
+    listed; otherwise the citizen steps up, or, with nothing enrolled, cannot."""
+    wanted = requested_acr_values()
+    if ACR_MFA not in wanted or login.acr in wanted:
+        return None
+    if not has_factor(login.user_id):
+        return Interaction("mfa", "no_factor")
+    return Interaction("mfa", "acr_values")
+
+
 def _consent(client: Client, scopes: set[str], login) -> Interaction | None:
     if client.first_party:
         return None
@@ -82,9 +107,9 @@ def _consent(client: Client, scopes: set[str], login) -> Interaction | None:
 
 
 # order matters: registration when asked for, then login checks (each needs the previous to have
-# passed), then consent
+# passed), then the second factor a relying system asked for, then consent
 POLICY: list[Callable[..., Interaction | None]] = [
-    _prompt_create, _no_session, _prompt_login, _max_age, _id_token_hint, _consent,
+    _prompt_create, _no_session, _prompt_login, _max_age, _id_token_hint, _second_factor, _consent,
 ]
 
 

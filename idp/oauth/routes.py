@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, urlsplit
 
 from authlib.oauth2.rfc6749 import scope_to_list
-from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
@@ -20,7 +20,8 @@ from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
 from .claims import SCOPE_LABELS
 from .discovery import provider_metadata
-from .interaction import needed_interaction, requested_prompts, resume_url_after_login
+from .interaction import (UnmetAuthenticationRequirementsError, needed_interaction, requested_prompts,
+                          resume_url_after_login)
 from .keys import key_store
 from .server import query_client, server
 
@@ -61,6 +62,14 @@ def authorize():
         if hint := request.values.get("login_hint"):
             session["login_hint"] = hint[:32]
         return redirect(url_for("auth.login"))
+    if needed is not None and needed.prompt == "mfa":
+        state = grant.request.payload.state
+        if needed.reason == "no_factor":
+            raise UnmetAuthenticationRequirementsError(redirect_uri=grant.redirect_uri, state=state)
+        if "none" in prompts:
+            raise InteractionRequiredError(redirect_uri=grant.redirect_uri, state=state)
+        resume_after_login(resume_url_after_login())  # the step-up page comes back here
+        return redirect(url_for("mfa.verify"))
     if needed is not None and needed.prompt == "consent":
         if "none" in prompts:
             raise ConsentRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)

@@ -15,7 +15,7 @@ from idp.services.accounts.records import NewAccount, create_account
 from idp.services.admin.clients import ClientSpec, create_client
 
 from ..conftest import DEFAULT_PASSWORD
-from ..helpers import csrf_token, login
+from ..helpers import csrf_token, login_with_second_factor
 
 ROLES = ("admin", "operator", "auditor")
 
@@ -75,7 +75,7 @@ def console_as(app, make_staff):
     def open_console(role: str, username: str | None = None) -> Console:
         name = make_staff(role, username)
         client = app.test_client()
-        response = login(client, name, DEFAULT_PASSWORD)
+        response = login_with_second_factor(client, app, name, DEFAULT_PASSWORD)
         assert response.status_code == 302, response.data.decode()[:300]
         return Console(client, name)
 

@@ -9,7 +9,7 @@ from idp.extensions import db
 from idp.models import Client, User, UserStatus
 
 from ..conftest import DEFAULT_PASSWORD
-from ..helpers import login
+from ..helpers import login, login_with_second_factor
 from .conftest import Console, audit_events
 
 # every console route: (endpoint, method, url template, roles allowed)
@@ -169,7 +169,7 @@ def _age_login(client, seconds: int) -> None:
         sess["auth_time"] -= seconds
 
 
-def test_a_login_older_than_30_minutes_must_log_in_again(admin):
+def test_a_login_older_than_30_minutes_must_log_in_again(app, admin):
     _age_login(admin.client, 31 * 60)
     response = admin.get("/admin/users?by=username&q=adm")
     assert response.status_code == 302
@@ -177,7 +177,7 @@ def test_a_login_older_than_30_minutes_must_log_in_again(admin):
     page = admin.get("/login").data.decode()
     assert "为保障管理操作安全，请重新登录后继续" in page
     assert 'value="admin01"' in page  # the username is filled in
-    again = login(admin.client, "admin01", DEFAULT_PASSWORD)
+    again = login_with_second_factor(admin.client, app, "admin01", DEFAULT_PASSWORD)
     assert again.headers["Location"] == "/admin/users?by=username&q=adm"
     assert admin.get(again.headers["Location"]).status_code == 200
 
@@ -194,7 +194,7 @@ def test_a_stale_action_changes_nothing_and_comes_back_to_its_page(app, admin, c
     with app.app_context():
         assert db.session.scalar(db.select(User).filter_by(sub=citizen.sub)).status == UserStatus.ACTIVE
     assert not audit_events(app, "account.locked")
-    again = login(admin.client, "admin01", DEFAULT_PASSWORD)
+    again = login_with_second_factor(admin.client, app, "admin01", DEFAULT_PASSWORD)
     assert again.headers["Location"] == f"/admin/users/{citizen.sub}"
 
 

@@ -16,7 +16,7 @@ from flask import Flask, request
 from idp.services.accounts.records import NewAccount, create_account
 
 from ..conftest import DEFAULT_PASSWORD
-from ..helpers import CAPTCHA
+from ..helpers import CAPTCHA, TOTP_SECRETS, enrolment_url, totp_code
 from ..live import chromium_page, free_port, serve
 
 
@@ -38,6 +38,21 @@ def _log_in(page, username: str) -> None:
     page.get_by_role("button", name="登录").click()
 
 
+def _enrol_second_factor(page, app, provider: str, username: str) -> None:
+    """A new administrator opens the enrolment link they were given, signs in with the password,
+    scans the QR code (here: reads the secret), types a code and keeps the recovery codes."""
+    page.goto(provider + enrolment_url(app, username))
+    page.wait_for_url(f"{provider}/login")
+    _log_in(page, username)
+    page.wait_for_url(f"{provider}/mfa/setup")
+    TOTP_SECRETS[username] = page.locator("#totp-secret").inner_text().strip()
+    page.get_by_label("应用显示的6位验证码").fill(totp_code(username))
+    page.get_by_role("button", name="完成绑定").click()
+    page.wait_for_url(f"{provider}/mfa/recovery-codes")
+    assert page.locator("#recovery-codes li").count() == 10
+    page.get_by_role("link", name="我已保存，继续").click()
+
+
 @pytest.mark.browser
 def test_register_a_relying_system_in_the_console_and_log_in_with_it(live_server):
     provider = live_server.url
@@ -57,7 +72,7 @@ def test_register_a_relying_system_in_the_console_and_log_in_with_it(live_server
         # -- the administrator -------------------------------------------------------------
         page.goto(f"{provider}/admin/")
         page.wait_for_url(f"{provider}/login")
-        _log_in(page, "admin01")
+        _enrol_second_factor(page, live_server.app, provider, "admin01")
         page.wait_for_url(f"{provider}/admin/")
         page.get_by_role("link", name="应用系统管理").first.click()
         page.get_by_role("link", name="新增应用系统").click()

@@ -14,7 +14,7 @@ from idp.models import Token, User, UserStatus
 from idp.services.accounts.revocation import is_access_token_revoked
 
 from ..conftest import DEFAULT_PASSWORD
-from ..helpers import login
+from ..helpers import login, login_with_second_factor
 from .conftest import audit_events, text_of
 
 
@@ -27,7 +27,7 @@ def _user(app, sub: str) -> User:
 
 def _signed_in(app, username: str):
     browser = app.test_client()
-    assert login(browser, username, DEFAULT_PASSWORD).status_code == 302
+    assert login_with_second_factor(browser, app, username, DEFAULT_PASSWORD).status_code == 302
     assert browser.get("/account/").status_code == 200
     return browser
 

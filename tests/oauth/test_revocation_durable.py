@@ -13,7 +13,7 @@ import pytest
 from idp.extensions import redis_store
 
 from ..conftest import DEFAULT_PASSWORD
-from ..helpers import CAPTCHA, form_fields, login, submit_form
+from ..helpers import CAPTCHA, form_fields, login, login_with_second_factor, submit_form
 from .conftest import CodeFlow
 
 NEW_PASSWORD = "Renshe#2027new"
@@ -139,7 +139,7 @@ def test_administrator_actions(app, client, make_client, make_user, action):
     browser = app.test_client()
     assert login(browser, citizen.username, DEFAULT_PASSWORD).status_code == 302
     tokens = CodeFlow(browser, rp).tokens()
-    assert login(client, "admin01", DEFAULT_PASSWORD).status_code == 302
+    assert login_with_second_factor(client, app, "admin01", DEFAULT_PASSWORD).status_code == 302
     response = post_form(client, f"/admin/users/{citizen.sub}", f"/admin/users/{citizen.sub}/{action}",
                          {f"{action}-reason": "工单 2026-118 核实"})
     assert response.status_code == 302, response.data.decode()[:400]

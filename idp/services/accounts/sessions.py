@@ -29,7 +29,9 @@ login_ended = signals.signal("login-ended")
 #: verified through the bank four-element check is worth more than one to an unverified account.
 ACR_PASSWORD = "urn:hrss:acr:password"
 ACR_REALNAME = "urn:hrss:acr:realname"
-ACR_VALUES = (ACR_PASSWORD, ACR_REALNAME)
+#: a password and a second factor (TOTP, a passkey or a security key, or a recovery code)
+ACR_MFA = "urn:hrss:acr:mfa"
+ACR_VALUES = (ACR_PASSWORD, ACR_REALNAME, ACR_MFA)
 
 _LOGIN = "login:"
 _USER_LOGINS = "user-logins:"
@@ -118,6 +120,23 @@ def end_login(reason: str = "logout") -> None:
     if sid:
         _delete(sid, uid)
         login_ended.send(current_app._get_current_object(), user_id=uid, sid=sid, reason=reason)
+
+
+def add_authentication(methods: list[str], acr: str) -> LoginSession | None:
+    """A further factor passed during this login (step-up): the login's amr grows by ``methods``
+    and its acr becomes ``acr``, in the session and in the login record alike."""
+    login = current_login()
+    if login is None:
+        return None
+    amr = login.amr + [m for m in methods if m not in login.amr]
+    raw = redis_store.get(_LOGIN + login.sid)
+    if raw is not None:
+        record = json.loads(raw)
+        record.update(amr=amr, acr=acr)
+        redis_store.set(_LOGIN + login.sid, json.dumps(record), keepttl=True)
+    session.update(amr=amr, acr=acr)
+    login.amr, login.acr = amr, acr
+    return login
 
 
 def user_logins(user_id: int) -> list[dict]:

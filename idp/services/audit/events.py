@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 
 from ...extensions import db
 from ...metrics import AUDIT_EVENTS
@@ -66,7 +66,18 @@ def _fields(event, outcome, actor, subject, client_id, details: dict) -> dict:
         ip = request.remote_addr
         user_agent = (request.user_agent.string or "")[:256] or None
     return dict(event=event, outcome=outcome, actor=actor, subject=subject, client_id=client_id, ip=ip,
-                user_agent=user_agent, details=details)
+                user_agent=user_agent, details=details, amr=_actor_amr(actor))
+
+
+def _actor_amr(actor: str | None) -> list[str] | None:
+    """The amr of this request's login when the actor is the one signed in (a console action
+    then shows which factors stood behind it); None for anyone else (a failed login's username)."""
+    if actor is None or not has_request_context():
+        return None
+    login = g.get("_login")
+    if login is None or login.user is None or login.user.username != actor:
+        return None
+    return list(login.amr)
 
 
 def _counted_and_logged(event, outcome, actor, subject, client_id, ip) -> None:
