@@ -22,6 +22,7 @@ from typing import Callable
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
 
+from ..extensions import db
 from ..mfa.gate import recently_verified
 from ..services.accounts.resume import resume_after_login
 from ..services.audit import events as audit
@@ -65,8 +66,9 @@ def requires(permission: str, *, step_up: bool | Callable[..., bool] = False):
                 resume_after_login(_return_path())
                 return redirect(url_for("auth.login"))
             if not may(user.role, permission):
-                audit.record("admin.access", "denied", actor=user.username, subject=user.sub,
-                             path=request.path, method=request.method, permission=permission)
+                audit.add("admin.access", "denied", actor=user.username, subject=user.sub,
+                          path=request.path, method=request.method, permission=permission)
+                db.session.commit()
                 abort(403)
             problem = login_problem(g.get("login"))
             if problem == "second_factor":

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..account.forms import ProfileEditForm, ProfileSmsForm
 from ..errors import UserError
+from ..extensions import db
 from ..models import User
 from ..services import flow_budgets
 from ..services.accounts import profile_change
@@ -94,8 +95,9 @@ def submit_code(flow: Flow[ProfileChangeState], user: User, form: ProfileSmsForm
     try:
         SmsCode("profile").verify(change.phone, code)
     except SmsCodeInvalid as exc:
-        audit.record("profile.change", "failure", actor=user.username, subject=user.sub,
-                     reason=exc.reason_code, fields=list(change.changed))
+        audit.add("profile.change", "failure", actor=user.username, subject=user.sub,
+                  reason=exc.reason_code, fields=list(change.changed))
+        db.session.commit()
         raise
     profile_change.apply(user, change)
     flow.discard()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from ..errors import UserError
+from ..extensions import db
 from ..models import User
 from ..recovery.forms import (
     AnswersForm,
@@ -88,8 +89,9 @@ class PhoneChangeState:
 
 
 def _audit(event: str, outcome: str, user: User | None, **details) -> None:
-    audit.record(event, outcome, actor=user.username if user else None, subject=user.sub if user else None,
-                 **details)
+    audit.add(event, outcome, actor=user.username if user else None, subject=user.sub if user else None,
+              **details)
+    db.session.commit()
 
 
 def _evaluate(flow: Flow) -> None:

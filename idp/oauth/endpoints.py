@@ -50,8 +50,8 @@ class RevocationEndpoint(_RevocationEndpoint):
             count = revoke_grant(token.grant_id)
         else:
             count = revoke_access_token(token)
-        audit.record("token.revoked", actor=token.client_id, client_id=token.client_id,
-                     token_type=token.presented_as, revoked=count, commit=False)
+        audit.add("token.revoked", actor=token.client_id, client_id=token.client_id,
+                  token_type=token.presented_as, revoked=count)
         db.session.commit()
 
 
@@ -124,6 +124,7 @@ class EndSessionEndpoint(_EndSessionEndpoint):
             return  # a hint for someone else: do not end this user's session
         user = login.user
         end_login(reason="rp_logout")  # tokens and back-channel notices follow the login_ended signal
-        audit.record("logout", actor=user.username if user else None, subject=user.sub if user else None,
-                     client_id=end_session_request.client.client_id if end_session_request.client else None,
-                     via="end_session")
+        audit.add("logout", actor=user.username if user else None, subject=user.sub if user else None,
+                  client_id=end_session_request.client.client_id if end_session_request.client else None,
+                  via="end_session")
+        db.session.commit()

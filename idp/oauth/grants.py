@@ -121,8 +121,9 @@ class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
             # RFC 6749 §4.1.2: a code used twice revokes everything issued from it
             revoked = revoke_grant(row.grant_id)
             db.session.commit()
-            audit.record("token.code_replay", "denied", actor=client.client_id,
-                         client_id=client.client_id, revoked=revoked)
+            audit.add("token.code_replay", "denied", actor=client.client_id,
+                      client_id=client.client_id, revoked=revoked)
+            db.session.commit()
             return None
         if row.expires_at <= _now():
             return None
@@ -157,8 +158,9 @@ class RefreshTokenGrant(_ProviderTokens, grants.RefreshTokenGrant):
                 # reuse of a rotated token: someone holds a copy; the whole family goes
                 revoked = revoke_grant(row.grant_id)
                 db.session.commit()
-                audit.record("token.refresh_reuse", "denied", actor=row.client_id,
-                             client_id=row.client_id, revoked=revoked)
+                audit.add("token.refresh_reuse", "denied", actor=row.client_id,
+                          client_id=row.client_id, revoked=revoked)
+                db.session.commit()
             return None
         if row.refresh_expires_at and row.refresh_expires_at <= _now():
             return None

@@ -77,8 +77,8 @@ def notify_backchannel(user: User, sid: str) -> dict[str, bool]:
             log.warning("back-channel logout to %s failed: %s", client.client_id, type(exc).__name__)
             ok = False
         results[client.client_id] = ok
-        audit.record("logout.backchannel", "success" if ok else "failure", actor="system",
-                     subject=user.sub, client_id=client.client_id, commit=False)
+        audit.add("logout.backchannel", "success" if ok else "failure", actor="system",
+                  subject=user.sub, client_id=client.client_id)
     return results
 
 

@@ -43,11 +43,13 @@ def authorize():
         if user is None:
             return redirect(url_for("auth.login"))
         if request.form.get("decision") != "allow":
-            audit.record("consent", "denied", actor=user.username, subject=user.sub, client_id=client.client_id)
+            audit.add("consent", "denied", actor=user.username, subject=user.sub, client_id=client.client_id)
+            db.session.commit()
             return srv.create_authorization_response(grant_user=None, grant=grant)
         _remember_consent(user.id, client.client_id, scopes)
-        audit.record("consent", actor=user.username, subject=user.sub, client_id=client.client_id,
-                     scope=" ".join(sorted(scopes)))
+        audit.add("consent", actor=user.username, subject=user.sub, client_id=client.client_id,
+                  scope=" ".join(sorted(scopes)))
+        db.session.commit()
         return srv.create_authorization_response(grant_user=user, grant=grant)
 
     needed = needed_interaction(client, scopes, login)

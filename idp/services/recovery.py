@@ -207,7 +207,8 @@ def send_username(user: User, phone: str) -> None:
     text = (f"{SIGNATURE}您在人社局社会统一用户管理平台注册的用户名为：{user.username}。"
             f"如非本人操作，请忽略本短信。")
     sms_sender().send(phone, text, purpose="recovery")
-    audit.record("recovery.username_sent", actor=user.username, subject=user.sub)
+    audit.add("recovery.username_sent", actor=user.username, subject=user.sub)
+    db.session.commit()
 
 
 def verify_new_phone(user: User, bank_code: str, card_number: str, phone: str) -> None:
@@ -234,5 +235,5 @@ def replace_phone(user: User, phone: str, *, channel: str) -> None:
     """The registered phone becomes ``phone`` (verified), in one transaction with its audit event."""
     set_phone(user, phone)
     user.real_name_verified_at = datetime.now(timezone.utc)
-    audit.record("phone.changed", actor=user.username, subject=user.sub, channel=channel, commit=False)
+    audit.add("phone.changed", actor=user.username, subject=user.sub, channel=channel)
     db.session.commit()

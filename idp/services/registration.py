@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import DocumentTaken, InvalidField, PasswordRejected, PasswordsDiffer, UserError, UsernameTaken
+from ..extensions import db
 from ..models import User
 from .audit import events as audit
 from .identity import passwords
@@ -137,12 +138,14 @@ def register_account(
     except UserError as exc:
         audit_failure(exc, actor, channel)
         raise
-    audit.record("register", "success", actor=actor, subject=user.sub, channel=channel, bank=data.bank_code)
+    audit.add("register", "success", actor=actor, subject=user.sub, channel=channel, bank=data.bank_code)
+    db.session.commit()
     return user
 
 
 def audit_failure(exc: UserError, actor: str | None, channel: str) -> None:
     """One ``register`` event for a failed attempt: the reason code, never the values."""
     outcome = "error" if exc.status >= 500 else "failure"
-    audit.record("register", outcome, actor=actor, channel=channel, reason=exc.reason_code,
-                 **({"field": exc.field} if exc.field else {}))
+    audit.add("register", outcome, actor=actor, channel=channel, reason=exc.reason_code,
+              **({"field": exc.field} if exc.field else {}))
+    db.session.commit()

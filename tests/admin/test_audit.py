@@ -18,7 +18,7 @@ from .conftest import audit_events
 
 def _event(app, at: datetime, event: str, outcome: str = "success", **fields) -> None:
     with app.app_context():
-        entry = audit.record(event, outcome, **fields)
+        entry = audit.add(event, outcome, **fields)
         entry.at = at
         db.session.commit()
 
@@ -81,7 +81,7 @@ def test_a_date_far_outside_the_log_is_explained_not_a_server_error(auditor, his
 def test_the_list_shows_details_and_pages(app, auditor):
     with app.app_context():
         for n in range(120):
-            audit.record("login", "failure", actor=f"user{n:03d}", reason="bad_password", commit=False)
+            audit.add("login", "failure", actor=f"user{n:03d}", reason="bad_password")
         db.session.commit()
     page = auditor.get("/admin/audit", query_string={"event": "login", "outcome": "failure"}).data.decode()
     assert "共 120 条记录" in page and "第 1 / 3 页" in page and "reason=bad_password" in page
@@ -116,9 +116,10 @@ def test_csv_export_of_the_filtered_events(app, auditor, history):
 def test_csv_cells_cannot_become_spreadsheet_formulas(app, auditor):
     """The username of a failed login is whatever a stranger typed."""
     with app.app_context():
-        audit.record("login", "failure", actor='=HYPERLINK("http://evil.example/")', reason="unknown_user")
-        audit.record("login", "failure", actor="+1+1", reason="unknown_user")
-        audit.record("login", "failure", actor="@SUM(A1)", reason="unknown_user")
+        audit.add("login", "failure", actor='=HYPERLINK("http://evil.example/")', reason="unknown_user")
+        audit.add("login", "failure", actor="+1+1", reason="unknown_user")
+        audit.add("login", "failure", actor="@SUM(A1)", reason="unknown_user")
+        db.session.commit()
     rows = _rows(auditor.get("/admin/audit/export.csv", query_string={"event": "login", "outcome": "failure"}))
     assert [r[3] for r in rows[1:]] == ["'=HYPERLINK(\"http://evil.example/\")", "'+1+1", "'@SUM(A1)"]
 

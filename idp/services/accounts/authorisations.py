@@ -38,7 +38,7 @@ def revoke_authorisation(user: User, client_id: str) -> bool:
     ).rowcount
     revoked = revoke_user_tokens(user.id, client_id)
     if deleted or revoked:
-        audit.record("consent.revoked", actor=user.username, subject=user.sub, client_id=client_id,
-                     revoked=revoked, commit=False)
+        audit.add("consent.revoked", actor=user.username, subject=user.sub, client_id=client_id,
+                  revoked=revoked)
     db.session.commit()
     return bool(deleted or revoked)

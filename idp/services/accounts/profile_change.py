@@ -123,8 +123,9 @@ def verify_with_bank(user: User, change: ProfileChange, *, charges: tuple[Charge
         )
         raise_for(outcome)
     except UserError as exc:
-        audit.record("profile.change", "error" if exc.status >= 500 else "failure", actor=user.username,
-                     subject=user.sub, reason=exc.reason_code, fields=list(change.changed))
+        audit.add("profile.change", "error" if exc.status >= 500 else "failure", actor=user.username,
+                  subject=user.sub, reason=exc.reason_code, fields=list(change.changed))
+        db.session.commit()
         raise
 
 
@@ -140,5 +141,5 @@ def apply(user: User, change: ProfileChange) -> None:
         set_phone(user, change.phone)
     user.real_name_verified = True
     user.real_name_verified_at = datetime.now(timezone.utc)
-    audit.record("profile.changed", actor=user.username, subject=user.sub, fields=list(change.changed), commit=False)
+    audit.add("profile.changed", actor=user.username, subject=user.sub, fields=list(change.changed))
     db.session.commit()

@@ -112,7 +112,7 @@ def create_account(
         if "username" in text:
             raise UsernameTaken() from None
         raise DocumentTaken() from None
-    audit.record("account.created", actor=actor or user.username, subject=user.sub, commit=False)
+    audit.add("account.created", actor=actor or user.username, subject=user.sub)
     commit_keeping_loaded()  # callers go on with the new account (audit, login): no reload
     return user
 
@@ -131,28 +131,32 @@ def authenticate(username: str, password: str) -> User:
             if user is None:
                 passwords.dummy_verify(password or "")  # same cost as a real check: no user oracle
                 attempt.failed()
-                audit.record("login", "failure", actor=key[:64] or None, reason="unknown_user")
+                audit.add("login", "failure", actor=key[:64] or None, reason="unknown_user")
+                db.session.commit()
                 raise InvalidCredentials()
             if not passwords.verify_password(user.password_hash, password or ""):
                 locked_for = attempt.failed()
-                audit.record("login", "failure", actor=user.username, subject=user.sub, reason="bad_password")
+                audit.add("login", "failure", actor=user.username, subject=user.sub, reason="bad_password")
                 if locked_for:
-                    audit.record("account.lockout", "success", actor="system", subject=user.sub,
-                                 seconds=locked_for)
+                    audit.add("account.lockout", "success", actor="system", subject=user.sub,
+                              seconds=locked_for)
+                db.session.commit()
                 raise InvalidCredentials()
             attempt.succeeded()
     except lockout.Refused:
         user = find_by_username(username) if key else None
-        audit.record("login", "failure", actor=user.username if user else key[:64] or None,
-                     subject=user.sub if user else None, reason="locked")
+        audit.add("login", "failure", actor=user.username if user else key[:64] or None,
+                  subject=user.sub if user else None, reason="locked")
+        db.session.commit()
         raise InvalidCredentials() from None
     if user.status != UserStatus.ACTIVE:
-        audit.record("login", "failure", actor=user.username, subject=user.sub, reason=user.status.value)
+        audit.add("login", "failure", actor=user.username, subject=user.sub, reason=user.status.value)
+        db.session.commit()
         raise InvalidCredentials()
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     user.last_login_at = datetime.now(timezone.utc)
-    audit.record("login", "success", actor=user.username, subject=user.sub, commit=False)
+    audit.add("login", "success", actor=user.username, subject=user.sub)
     commit_keeping_loaded()  # the login goes on with this user (session, ID token)
     return user
 

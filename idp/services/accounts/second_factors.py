@@ -167,7 +167,8 @@ def enrol_totp(user: User, secret: str, code: str, label: str | None = None) -> 
     ATTEMPTS.take(user.id)
     step = _matching_step(secret, code or "")
     if step is None:
-        audit.record("mfa.enrolment", "failure", actor=user.username, subject=user.sub, kind="totp")
+        audit.add("mfa.enrolment", "failure", actor=user.username, subject=user.sub, kind="totp")
+        db.session.commit()
         raise SecondFactorInvalid()
     ATTEMPTS.reset(user.id)
     factor = SecondFactor(
@@ -176,8 +177,8 @@ def enrol_totp(user: User, secret: str, code: str, label: str | None = None) -> 
     )
     db.session.add(factor)
     db.session.flush()
-    audit.record("mfa.enrolled", actor=user.username, subject=user.sub, commit=False, kind="totp",
-                 factor_id=factor.id)
+    audit.add("mfa.enrolled", actor=user.username, subject=user.sub, kind="totp",
+              factor_id=factor.id)
     db.session.commit()
     return factor
 
@@ -224,7 +225,7 @@ def new_recovery_codes(user: User) -> list[str]:
             codes.append(code)
     db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.session.add_all(RecoveryCode(user_id=user.id, code_hash=_code_hash(c)) for c in codes)
-    audit.record("mfa.recovery_codes_issued", actor=user.username, subject=user.sub, commit=False, count=count)
+    audit.add("mfa.recovery_codes_issued", actor=user.username, subject=user.sub, count=count)
     db.session.commit()
     return codes
 
@@ -254,14 +255,16 @@ def verify_code(user: User, method: str, code: str, *, purpose: str) -> list[str
         method = "totp"
         ok = _verify_totp(user, code) is not None
     if not ok:
-        audit.record("mfa.verified", "failure", actor=user.username, subject=user.sub, method=method,
-                     purpose=purpose)
+        audit.add("mfa.verified", "failure", actor=user.username, subject=user.sub, method=method,
+                  purpose=purpose)
+        db.session.commit()
         raise SecondFactorInvalid()
     ATTEMPTS.reset(user.id)
     details = {"method": method, "purpose": purpose}
     if method == "recovery":
         details["recovery_codes_left"] = recovery_codes_left(user.id)
-    audit.record("mfa.verified", actor=user.username, subject=user.sub, **details)
+    audit.add("mfa.verified", actor=user.username, subject=user.sub, **details)
+    db.session.commit()
     return ["otp"]
 
 
@@ -313,7 +316,8 @@ def enrol_webauthn(user: User, credential, challenge: str, label: str | None = N
             expected_rp_id=rp_id, expected_origin=origin,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError):
-        audit.record("mfa.enrolment", "failure", actor=user.username, subject=user.sub, kind="webauthn")
+        audit.add("mfa.enrolment", "failure", actor=user.username, subject=user.sub, kind="webauthn")
+        db.session.commit()
         raise PasskeyInvalid() from None
     credential_id = bytes_to_base64url(verified.credential_id)
     if db.session.scalar(select(SecondFactor.id).where(SecondFactor.credential_id == credential_id)):
@@ -326,8 +330,8 @@ def enrol_webauthn(user: User, credential, challenge: str, label: str | None = N
     )
     db.session.add(factor)
     db.session.flush()
-    audit.record("mfa.enrolled", actor=user.username, subject=user.sub, commit=False, kind="webauthn",
-                 factor_id=factor.id)
+    audit.add("mfa.enrolled", actor=user.username, subject=user.sub, kind="webauthn",
+              factor_id=factor.id)
     db.session.commit()
     return factor
 
@@ -363,15 +367,16 @@ def verify_webauthn(user: User, credential, challenge: str, *, purpose: str) -> 
             credential_current_sign_count=factor.sign_count,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError):
-        audit.record("mfa.verified", "failure", actor=user.username, subject=user.sub, method="webauthn",
-                     purpose=purpose)
+        audit.add("mfa.verified", "failure", actor=user.username, subject=user.sub, method="webauthn",
+                  purpose=purpose)
+        db.session.commit()
         raise PasskeyInvalid() from None
     ATTEMPTS.reset(user.id)
     factor.sign_count = verified.new_sign_count
     factor.last_used_at = _now()
     amr = webauthn_amr(factor)
-    audit.record("mfa.verified", actor=user.username, subject=user.sub, commit=False, method="webauthn",
-                 purpose=purpose, factor_id=factor.id)
+    audit.add("mfa.verified", actor=user.username, subject=user.sub, method="webauthn",
+              purpose=purpose, factor_id=factor.id)
     db.session.commit()
     return [amr]
 
@@ -387,8 +392,8 @@ def remove_factor(user: User, factor_id: int) -> None:
     db.session.delete(factor)
     if not remaining:  # nothing left to recover: the codes go with the last factor
         db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    audit.record("mfa.removed", actor=user.username, subject=user.sub, commit=False, kind=factor.kind,
-                 factor_id=factor_id)
+    audit.add("mfa.removed", actor=user.username, subject=user.sub, kind=factor.kind,
+              factor_id=factor_id)
     db.session.commit()
 
 
@@ -398,7 +403,7 @@ def reset_factors(user: User, *, actor: str, reason: str) -> int:
     count = len(factors_of(user.id))
     db.session.execute(db.delete(SecondFactor).where(SecondFactor.user_id == user.id))
     db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    audit.record("mfa.reset", actor=actor, subject=user.sub, commit=False, reason=reason, removed=count)
+    audit.add("mfa.reset", actor=actor, subject=user.sub, reason=reason, removed=count)
     db.session.commit()
     return count
 

@@ -65,7 +65,8 @@ def _check_current(user: User, current: str) -> None:
                 raise WrongCurrentPassword()
             attempt.succeeded()
     except (lockout.Refused, WrongCurrentPassword):
-        audit.record("password.check", "failure", actor=user.username, subject=user.sub)
+        audit.add("password.check", "failure", actor=user.username, subject=user.sub)
+        db.session.commit()
         raise WrongCurrentPassword() from None
 
 
@@ -86,7 +87,7 @@ def set_new_password(user: User, new: str, confirm: str, *, event: str) -> None:
         raise PasswordRejected(problems)
     user.password_hash = passwords.hash_password(new)
     user.password_changed_at = datetime.now(timezone.utc)
-    audit.record(event, actor=user.username, subject=user.sub, commit=False)
+    audit.add(event, actor=user.username, subject=user.sub)
     db.session.commit()
     revoke_all_logins(user.id, reason=event)
     revoke_user_tokens(user.id)
@@ -110,7 +111,7 @@ def set_security_questions(user: User, current: str, pairs: list[tuple[str, str]
     for position, (question, answer) in enumerate(zip(questions, answers), start=1):
         db.session.add(SecurityAnswer(user_id=user.id, position=position, question=question,
                                       answer_hash=passwords.hash_password(answer)))
-    audit.record("security_questions.set", actor=user.username, subject=user.sub, commit=False)
+    audit.add("security_questions.set", actor=user.username, subject=user.sub)
     db.session.commit()
 
 

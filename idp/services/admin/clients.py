@@ -251,7 +251,7 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
     if spec.token_endpoint_auth_method in SECRET_AUTH_METHODS:
         secret = set_client_secret(client)
     db.session.add(client)
-    audit.record("client.created", actor=actor.username, subject=client_id, client_id=client_id, commit=False, **details)
+    audit.add("client.created", actor=actor.username, subject=client_id, client_id=client_id, **details)
     db.session.commit()
     return client, secret
 
@@ -354,9 +354,9 @@ def update_client(client_id: str, spec: ClientSpec, *, actor: Actor = CLI_ACTOR,
         ids = [row.id for row in live if removed_scopes & set(row.scope.split())]
         if ids:
             revoked = revoke_tokens(Token.id.in_(ids))
-    audit.record("client.updated", actor=actor.username, subject=client.client_id, client_id=client.client_id,
-                 commit=False, reason=reason, changed=changed, revoked_tokens=revoked,
-                 **({"secret_issued": True} if secret else {}))
+    audit.add("client.updated", actor=actor.username, subject=client.client_id, client_id=client.client_id,
+              reason=reason, changed=changed, revoked_tokens=revoked,
+              **({"secret_issued": True} if secret else {}))
     db.session.commit()
     return ClientChange(client, changed, secret, revoked)
 
@@ -373,8 +373,8 @@ def disable_client(client_id: str, *, actor: Actor = CLI_ACTOR, reason: str) -> 
         raise ClientAlreadyDisabled()
     client.enabled = False
     revoked = revoke_tokens(Token.client_id == client.client_id)
-    audit.record("client.disabled", actor=actor.username, subject=client.client_id, client_id=client.client_id,
-                 commit=False, reason=reason, revoked_tokens=revoked)
+    audit.add("client.disabled", actor=actor.username, subject=client.client_id, client_id=client.client_id,
+              reason=reason, revoked_tokens=revoked)
     db.session.commit()
     return revoked
 
@@ -386,8 +386,8 @@ def enable_client(client_id: str, *, actor: Actor = CLI_ACTOR, reason: str) -> C
     if client.enabled:
         raise ClientAlreadyEnabled()
     client.enabled = True
-    audit.record("client.enabled", actor=actor.username, subject=client.client_id, client_id=client.client_id,
-                 commit=False, reason=reason)
+    audit.add("client.enabled", actor=actor.username, subject=client.client_id, client_id=client.client_id,
+              reason=reason)
     db.session.commit()
     return client
 
@@ -404,9 +404,9 @@ def rotate_client_secret(client_id: str, *, overlap: timedelta = timedelta(0), a
     if client.token_endpoint_auth_method not in SECRET_AUTH_METHODS:
         raise ClientHasNoSecret()
     secret = set_client_secret(client, overlap=overlap or None)
-    audit.record("client.secret_rotated", actor=actor.username, subject=client.client_id,
-                 client_id=client.client_id, commit=False, reason=reason,
-                 overlap_seconds=int(overlap.total_seconds()))
+    audit.add("client.secret_rotated", actor=actor.username, subject=client.client_id,
+              client_id=client.client_id, reason=reason,
+              overlap_seconds=int(overlap.total_seconds()))
     db.session.commit()
     return secret
 

@@ -137,7 +137,8 @@ def search_users(by: str, value: str, *, actor: Actor = CLI_ACTOR) -> SearchResu
     else:
         query = query.where(User.phone_hash == pii.cipher().lookup_hash("phone", term))
     users = list(db.session.scalars(query.order_by(User.username_key).limit(SEARCH_LIMIT + 1)))
-    audit.record("admin.user_search", actor=actor.username, by=by, results=min(len(users), SEARCH_LIMIT))
+    audit.add("admin.user_search", actor=actor.username, by=by, results=min(len(users), SEARCH_LIMIT))
+    db.session.commit()
     return SearchResult([_row(u) for u in users[:SEARCH_LIMIT]], len(users) > SEARCH_LIMIT)
 
 
@@ -218,7 +219,8 @@ def user_overview(sub: str, *, actor: Actor = CLI_ACTOR) -> UserOverview:
         .limit(RECENT_EVENTS)
     ))
     sessions = [{k: v for k, v in s.items() if k != "sid"} for s in user_logins(user.id)]
-    audit.record("admin.user_viewed", actor=actor.username, subject=user.sub)
+    audit.add("admin.user_viewed", actor=actor.username, subject=user.sub)
+    db.session.commit()
     return UserOverview(
         sub=user.sub,
         username=user.username,
@@ -271,8 +273,8 @@ def lock_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionRe
         raise AccountAlreadyDisabled()
     user.status = UserStatus.LOCKED
     revoked = revoke_user_tokens(user.id)
-    audit.record("account.locked", actor=actor.username, subject=user.sub, commit=False,
-                 reason=reason, revoked_tokens=revoked)
+    audit.add("account.locked", actor=actor.username, subject=user.sub,
+              reason=reason, revoked_tokens=revoked)
     return ActionResult(user, _commit_and_end_sessions(user, "account_locked"), revoked)
 
 
@@ -290,8 +292,8 @@ def unlock_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> Action
         lifted.append("operator")
     if auto_locked:
         lifted.append("failed_logins")
-    audit.record("account.unlocked", actor=actor.username, subject=user.sub, commit=False,
-                 reason=reason, lifted=lifted)
+    audit.add("account.unlocked", actor=actor.username, subject=user.sub,
+              reason=reason, lifted=lifted)
     db.session.commit()
     lockout.unlock(key)
     return ActionResult(user)
@@ -303,8 +305,8 @@ def force_logout(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionRe
     user = _target(sub, actor)
     revoked = revoke_user_tokens(user.id)
     sessions = len(user_logins(user.id))
-    audit.record("account.logged_out", actor=actor.username, subject=user.sub, commit=False,
-                 reason=reason, revoked_tokens=revoked, sessions=sessions)
+    audit.add("account.logged_out", actor=actor.username, subject=user.sub,
+              reason=reason, revoked_tokens=revoked, sessions=sessions)
     return ActionResult(user, _commit_and_end_sessions(user, "forced_logout"), revoked)
 
 
@@ -315,8 +317,8 @@ def disable_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> Actio
         raise AccountAlreadyDisabled()
     user.status = UserStatus.DISABLED
     revoked = revoke_user_tokens(user.id)
-    audit.record("account.disabled", actor=actor.username, subject=user.sub, commit=False,
-                 reason=reason, revoked_tokens=revoked)
+    audit.add("account.disabled", actor=actor.username, subject=user.sub,
+              reason=reason, revoked_tokens=revoked)
     return ActionResult(user, _commit_and_end_sessions(user, "account_disabled"), revoked)
 
 
@@ -326,7 +328,7 @@ def enable_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> Action
     if user.status != UserStatus.DISABLED:
         raise AccountNotDisabled()
     user.status = UserStatus.ACTIVE
-    audit.record("account.enabled", actor=actor.username, subject=user.sub, commit=False, reason=reason)
+    audit.add("account.enabled", actor=actor.username, subject=user.sub, reason=reason)
     db.session.commit()
     return ActionResult(user)
 
@@ -343,7 +345,7 @@ def set_role(sub: str, role: str | None, *, actor: Actor = CLI_ACTOR, reason: st
     if user.role == role:
         raise RoleUnchanged()
     previous, user.role = user.role, role
-    audit.record("account.role_changed", actor=actor.username, subject=user.sub, commit=False,
-                 reason=reason, previous_role=previous, role=role)
+    audit.add("account.role_changed", actor=actor.username, subject=user.sub,
+              reason=reason, previous_role=previous, role=role)
     db.session.commit()
     return ActionResult(user)

@@ -20,22 +20,22 @@ log = logging.getLogger("idp.audit")
 _FORBIDDEN_DETAIL_KEYS = {"id_number", "phone", "card", "card_number", "password", "code", "name"}
 
 
-def record(
+def add(
     event: str,
     outcome: str = "success",
     *,
     actor: str | None = None,
     subject: str | None = None,
     client_id: str | None = None,
-    commit: bool = True,
     **details,
 ) -> AuditEvent:
+    """Add the event to the caller's transaction: it is written with the change it records, or
+    not at all.  The use case commits (an event that is the whole use case, a failed login say,
+    is committed by it at once)."""
     fields = _fields(event, outcome, actor, subject, client_id, details)
     entry = AuditEvent(**fields)
     db.session.add(entry)
-    if commit:
-        db.session.commit()
-    _counted_and_logged(event, outcome, actor, subject, client_id, fields["ip"])  # not entry.*: expired
+    _counted_and_logged(event, outcome, actor, subject, client_id, fields["ip"])
     return entry
 
 

@@ -190,7 +190,8 @@ def export_csv(query: AuditQuery, *, actor: Actor = CLI_ACTOR) -> Iterator[str]:
     The export is recorded before the first line is produced."""
     actor.require("audit.read")
     stmt = statement(query).order_by(AuditEvent.at, AuditEvent.id)
-    audit.record("audit.exported", actor=actor.username, filter=query.describe())
+    audit.add("audit.exported", actor=actor.username, filter=query.describe())
+    db.session.commit()
 
     def lines() -> Iterator[str]:
         yield "\ufeff" + _csv_line([label for _, label in CSV_COLUMNS])
@@ -238,6 +239,7 @@ def prune(older_than: timedelta, *, actor: Actor = CLI_ACTOR) -> int:
         deleted += count
         if count < PRUNE_BATCH:
             break
-    audit.record("audit.pruned", actor=actor.username, deleted=deleted, cutoff=cutoff.isoformat(timespec="seconds"),
-                 older_than_days=older_than.days)
+    audit.add("audit.pruned", actor=actor.username, deleted=deleted, cutoff=cutoff.isoformat(timespec="seconds"),
+              older_than_days=older_than.days)
+    db.session.commit()
     return deleted

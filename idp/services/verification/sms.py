@@ -35,7 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ...errors import UserError
-from ...extensions import redis_store
+from ...extensions import db, redis_store
 from ..audit import events as audit
 from ..identity import pii
 from ..limits import Charge, KeyedLimit, charged
@@ -295,20 +295,24 @@ class SmsCode:
                     (self._sender or sms_sender()).send(phone, text, purpose=self.purpose)
         except SmsDailyCapReached:
             redis_store.delete(cooldown)  # nothing was sent
-            audit.record("sms.sent", "denied", actor=actor, purpose=self.purpose, reason="daily_cap")
+            audit.add("sms.sent", "denied", actor=actor, purpose=self.purpose, reason="daily_cap")
+            db.session.commit()
             raise
         except SmsUnavailable:
             # nothing went out: the citizen may try again at once, and it cost no budget
             redis_store.delete(key, cooldown)
-            audit.record("sms.sent", "error", actor=actor, purpose=self.purpose, reason="gateway")
+            audit.add("sms.sent", "error", actor=actor, purpose=self.purpose, reason="gateway")
+            db.session.commit()
             raise
         except UserError:
             redis_store.delete(cooldown)  # a caller's budget refused: nothing was sent
             raise
         if self.delivers:
-            audit.record("sms.sent", actor=actor, purpose=self.purpose)
+            audit.add("sms.sent", actor=actor, purpose=self.purpose)
+            db.session.commit()
         else:
-            audit.record("sms.sent", "skipped", actor=actor, purpose=self.purpose, reason="no_account")
+            audit.add("sms.sent", "skipped", actor=actor, purpose=self.purpose, reason="no_account")
+            db.session.commit()
         return SmsSent(phone, policy.code_ttl, policy.resend_after)
 
     def verify(self, phone: str, code: str) -> None:
