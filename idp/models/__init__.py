@@ -3,8 +3,9 @@
 from .audit import AuditEvent
 from .client import Client
 from .consent import Consent
+from .privacy import PrivacyConsent
 from .security_question import SecurityAnswer
 from .token import AuthorizationCode, Token
 from .user import User, UserStatus
 
-__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "SecurityAnswer", "Token", "User", "UserStatus"]
+__all__ = ["AuditEvent", "AuthorizationCode", "Client", "Consent", "PrivacyConsent", "SecurityAnswer", "Token", "User", "UserStatus"]
