@@ -81,6 +81,11 @@ class BaseConfig:
     BANK_MAX_CONCURRENT_PER_CITIZEN = 1  # bank calls at once for one document, across all nodes
     BANK_SLOT_LEASE = 30  # seconds a citizen's bank slot is held at most (a crashed worker frees it)
 
+    # -- the citizen's rights (PIPL) ---------------------------------------------------------------
+    PRIVACY_NOTICE_VERSION = "2026-12-01"  # the privacy notice in force; consents record it
+    PRIVACY_REAUTH_MAX_AGE = 10 * 60  # seconds: a login this recent downloads 我的数据 without the password again
+    PRIVACY_DISCLOSURE_LIMIT = 200  # records of systems receiving data listed on the page (the download has all)
+
     # -- captcha -------------------------------------------------------------------------------
     CAPTCHA_LENGTH = 4
     CAPTCHA_TTL = 300
