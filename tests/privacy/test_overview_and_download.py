@@ -22,9 +22,9 @@ def test_the_page_shows_every_field_masked_and_which_systems_received_what(app, 
     CodeFlow(logged_in, rp).tokens(scope="openid profile phone")
     html = logged_in.get("/account/privacy").data.decode()
     for label in ("用户名", "姓名", "证件类型", "证件号码", "性别", "出生日期", "银行", "银行账号", "手机号码",
-                  "实名认证", "登录密码", "密保问题", "用户标识"):
+                  "实名认证", "登录密码", "密保问题"):
         assert f"<dt>{label}" in html, label
-    assert ID_NUMBER not in html and CARD not in html
+    assert ID_NUMBER not in html and CARD not in html and user.sub not in html  # no technical identifiers
     assert "440***********4562" in html and "**** **** **** 3445" in html
     assert "138****0001" in html
     assert "考生服务系统" in html and "手机号码" in html and "基本信息：姓名、用户名、性别、出生日期" in html

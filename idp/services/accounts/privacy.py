@@ -65,7 +65,6 @@ def holdings(user: User) -> list[Holding]:
     questions = security_questions(user)
     items = [
         Holding("用户名", profile.username),
-        Holding("用户标识（sub）", user.sub, "提供给应用系统的匿名标识，不含个人信息"),
         Holding("姓名", profile.name),
         Holding("用户类型", profile.user_type),
         Holding("证件类型", profile.id_type or "—"),
