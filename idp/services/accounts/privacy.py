@@ -78,6 +78,8 @@ def holdings(user: User) -> list[Holding]:
         Holding("登录密码", "已设置", "以不可逆的方式保存（argon2id），平台也无法得知您的密码"),
         Holding("密保问题", f"已设置{len(questions)}个" if questions else "未设置",
                 "答案以不可逆的方式保存" if questions else ""),
+        Holding("当前登录", f"{len(user_logins(user.id))}个", "登录时间、IP地址和设备，登录结束后删除"),
+        Holding("安全日志", "登录、修改信息、授权等操作记录", "含时间、IP地址和设备，依法保存不少于180天"),
     ]
     return items
 
