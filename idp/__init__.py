@@ -139,6 +139,9 @@ def register_blueprints(app: Flask) -> None:
     from .recovery.routes import bp as recovery_bp
 
     app.register_blueprint(recovery_bp)
+    from .privacy.routes import bp as privacy_bp
+
+    app.register_blueprint(privacy_bp)
     from .admin.routes import bp as admin_bp
 
     app.register_blueprint(admin_bp)

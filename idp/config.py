@@ -110,6 +110,11 @@ class BaseConfig:
     DOCUMENT_CHECKS_PER_CAPTCHA = "5 per 2 hours"
     DOCUMENT_CHECK_IP_LIMIT = "30 per hour"
 
+    # -- the citizen's rights (PIPL) ---------------------------------------------------------------
+    PRIVACY_NOTICE_VERSION = "2026-12-01"  # the privacy notice in force; consents record it
+    PRIVACY_REAUTH_MAX_AGE = 10 * 60  # seconds: a login this recent downloads 我的数据 without the password again
+    PRIVACY_DISCLOSURE_LIMIT = 200  # records of systems receiving data listed on the page (the download has all)
+
     # -- captcha -------------------------------------------------------------------------------
     CAPTCHA_LENGTH = 4
     CAPTCHA_TTL = 300

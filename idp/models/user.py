@@ -15,6 +15,9 @@ class UserStatus(str, enum.Enum):
     ACTIVE = "active"
     LOCKED = "locked"  # locked by an operator (automatic lockouts live in Redis and expire)
     DISABLED = "disabled"
+    # 注销: the holder closed the account; the row keeps only its pseudonymous ``sub`` (the audit
+    # trail refers to it, and it must never be issued again), every personal field is NULL
+    CLOSED = "closed"
 
 
 def new_subject() -> str:
@@ -37,13 +40,14 @@ class User(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sub: Mapped[str] = mapped_column(String(64), unique=True, default=new_subject)
-    username: Mapped[str] = mapped_column(String(32))
+    # NULL only on a closed account (the username is released for a new registration)
+    username: Mapped[str | None] = mapped_column(String(32))
     # casefolded username: the unique key that makes usernames case-insensitive
-    username_key: Mapped[str] = mapped_column(String(32), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    username_key: Mapped[str | None] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    name: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str | None] = mapped_column(String(100))  # NULL only on a closed account
     user_type: Mapped[str] = mapped_column(String(16), default="personal")
     gender: Mapped[str | None] = mapped_column(String(1))  # "M" or "F"
     birthdate: Mapped[date | None] = mapped_column(Date)
@@ -72,6 +76,7 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     # Authlib asks the user object for its id when it binds codes and tokens.
     def get_user_id(self) -> int:

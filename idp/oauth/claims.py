@@ -21,6 +21,14 @@ SCOPE_LABELS: dict[str, str] = {
     "offline_access": "在您未登录时保持访问（刷新令牌）",
 }
 
+#: the claims each scope may release (what 个人信息与隐私 says a relying system received)
+SCOPE_CLAIMS: dict[str, list[str]] = {
+    "openid": ["sub"],
+    "profile": ["name", "preferred_username", "gender", "birthdate", "updated_at"],
+    "phone": ["phone_number", "phone_number_verified"],
+    "realname": ["real_name_verified", "id_type", "id_number"],
+}
+
 _GENDER = {"M": "male", "F": "female"}
 
 

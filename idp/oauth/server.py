@@ -72,6 +72,7 @@ def save_token(token: dict, request) -> None:
     audit.record_in_transaction(
         "token.issued", actor=client.client_id, subject=user.sub if user is not None else client.client_id,
         client_id=client.client_id, grant_type=request.payload.grant_type,
+        scope=row["scope"],  # which claims went out (个人信息与隐私), never their values
     )
     commit_keeping_loaded()  # the code and the user are read again for the ID token
 

@@ -70,6 +70,12 @@ def _check_current(user: User, current: str) -> None:
         raise WrongCurrentPassword() from None
 
 
+def confirm_password(user: User, password: str) -> None:
+    """Re-authentication before a sensitive act (下载我的数据, 注销账号): the password under the
+    login lockout; raises ``WrongCurrentPassword``."""
+    _check_current(user, password)
+
+
 def change_password(user: User, current: str, new: str, confirm: str, *, reason: str = "changed") -> None:
     """Verify, change, then end every session and token of the user: the user is
     logged out everywhere and relying systems with back-channel logout are told."""

@@ -40,7 +40,9 @@ STATUS_LABELS: dict[str, str] = {
     UserStatus.ACTIVE.value: "正常",
     UserStatus.LOCKED.value: "已锁定",
     UserStatus.DISABLED.value: "已停用",
+    UserStatus.CLOSED.value: "已注销",
 }
+CLOSED_USERNAME = "（已注销）"  # a closed account keeps no username: shown in its place
 
 
 class UserNotFound(UserError):
@@ -75,6 +77,11 @@ class AccountAlreadyDisabled(UserError):
 
 class AccountNotDisabled(UserError):
     message = "该账户未停用"
+    status = 409
+
+
+class AccountClosed(UserError):
+    message = "该账户已注销"
     status = 409
 
 
@@ -145,8 +152,8 @@ def search_users(by: str, value: str, *, actor: Actor = CLI_ACTOR) -> SearchResu
 def _row(user: User) -> UserRow:
     return UserRow(
         sub=user.sub,
-        username=user.username,
-        name=pii.mask_name(user.name),
+        username=user.username or CLOSED_USERNAME,
+        name=pii.mask_name(user.name or ""),
         status=user.status.value,
         role=user.role,
         real_name_verified=user.real_name_verified,
@@ -203,8 +210,8 @@ def user_overview(sub: str, *, actor: Actor = CLI_ACTOR) -> UserOverview:
     actor.require("users.read")
     user = get_user(sub)
     profile = masked_profile(user)
-    profile = dataclasses.replace(profile, name=pii.mask_name(profile.name))
-    key = username_key(user.username)
+    profile = dataclasses.replace(profile, name=pii.mask_name(profile.name or ""))
+    key = username_key(user.username or "")
     now = datetime.now(timezone.utc)
     tokens = dict(db.session.execute(
         select(Token.client_id, func.count())
@@ -214,7 +221,7 @@ def user_overview(sub: str, *, actor: Actor = CLI_ACTOR) -> UserOverview:
     ).all())
     events = list(db.session.scalars(
         select(AuditEvent)
-        .where(or_(AuditEvent.subject == user.sub, AuditEvent.actor == user.username))
+        .where(or_(AuditEvent.subject == user.sub, AuditEvent.actor == (user.username or user.sub)))
         .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
         .limit(RECENT_EVENTS)
     ))
@@ -223,10 +230,10 @@ def user_overview(sub: str, *, actor: Actor = CLI_ACTOR) -> UserOverview:
     db.session.commit()
     return UserOverview(
         sub=user.sub,
-        username=user.username,
+        username=user.username or CLOSED_USERNAME,
         role=user.role,
         status=user.status.value,
-        auto_locked_seconds=lockout.seconds_left(key) if lockout.is_locked(key) else 0,
+        auto_locked_seconds=lockout.seconds_left(key) if key and lockout.is_locked(key) else 0,
         profile=profile,
         created_at=user.created_at,
         last_login_at=user.last_login_at,
@@ -249,6 +256,8 @@ class ActionResult:
 def _target(sub: str, actor: Actor, permission: str = "users.write") -> User:
     actor.require(permission)
     user = get_user(sub)
+    if user.status == UserStatus.CLOSED:
+        raise AccountClosed()
     if actor.user_id is not None and actor.user_id == user.id:
         raise CannotActOnSelf()
     if user.role and actor.role != "admin":

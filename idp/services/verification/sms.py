@@ -49,6 +49,7 @@ PURPOSES: dict[str, str] = {
     "recovery": "找回账号",
     "phone_change": "更换手机号",
     "profile": "变更用户信息",
+    "account_closure": "注销账号",
 }
 SIGNATURE = "【人社局统一用户平台】"
 
