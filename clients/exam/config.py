@@ -30,6 +30,7 @@ class ExamConfig:
 
     # -- the platform's pages we link to (empty: derived from ISSUER) ---------------------------
     ACCOUNT_URL = ""  # 用户信息维护: {ISSUER}/account/
+    PASSWORD_URL = ""  # 修改密码: {ISSUER}/account/password (the platform asks for a login only if needed)
     RECOVERY_USERNAME_URL = ""  # 忘记用户名？: {ISSUER}/recovery/username
     RECOVERY_PASSWORD_URL = ""  # 忘记密码？: {ISSUER}/recovery/password
 
@@ -59,6 +60,7 @@ class ExamConfig:
         self.ISSUER = self.ISSUER.rstrip("/")
         self.BASE_URL = self.BASE_URL.rstrip("/")
         self.ACCOUNT_URL = self.ACCOUNT_URL or f"{self.ISSUER}/account/"
+        self.PASSWORD_URL = self.PASSWORD_URL or f"{self.ISSUER}/account/password"
         self.RECOVERY_USERNAME_URL = self.RECOVERY_USERNAME_URL or f"{self.ISSUER}/recovery/username"
         self.RECOVERY_PASSWORD_URL = self.RECOVERY_PASSWORD_URL or f"{self.ISSUER}/recovery/password"
 

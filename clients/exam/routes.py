@@ -79,7 +79,6 @@ def candidate():
         candidate=g.candidate,
         view=candidate_view(g.candidate),
         login=login,
-        scopes=login.scope.split(),
         links=_platform_links(),
         logout_form=LogoutForm(),
     )
@@ -152,6 +151,7 @@ def _platform_links() -> dict[str, str]:
     cfg = current_app.config
     return {
         "account": cfg["ACCOUNT_URL"],
+        "password": cfg["PASSWORD_URL"],
         "forgot_username": cfg["RECOVERY_USERNAME_URL"],
         "forgot_password": cfg["RECOVERY_PASSWORD_URL"],
     }
