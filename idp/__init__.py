@@ -154,6 +154,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_template_globals(app: Flask) -> None:
     """Rules the pages state, read from the settings (a form never states a number of its own)."""
+    from . import support
     from .services.accounts import devices
     from .services.audit.names import event_name
     from .services.identity.passwords import password_hint
@@ -161,6 +162,7 @@ def register_template_globals(app: Flask) -> None:
     app.jinja_env.globals.update(password_hint=password_hint)
     app.jinja_env.filters["device"] = devices.describe  # 登录设备: "Chrome · Windows"
     app.jinja_env.filters["event_name"] = event_name  # the audit log's codes in Chinese
+    support.init_app(app)  # support_contacts(): whom a citizen may call
 
 
 def register_security(app: Flask) -> None:

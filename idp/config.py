@@ -104,6 +104,10 @@ class BaseConfig:
     SMS_TIMEOUT = 5.0
     DEV_TOOLS = False  # /dev/sms-outbox and friends
 
+    # -- the service desk citizens are sent to (a relying system may add its own: its contacts) --
+    SERVICE_DESK_PHONE = "12333"  # 人社服务热线
+    SERVICE_DESK_EMAIL = ""
+
     # -- web -------------------------------------------------------------------------------------
     SECURE_COOKIES = False
     TRUSTED_PROXIES = 0

@@ -35,6 +35,8 @@ from ..config import PROJECT_ROOT
 EXAM_CLIENT_ID = "exam-service"
 EXAM_CLIENT_NAME = "考生服务系统"
 EXAM_SCOPE = "openid profile phone realname"
+# the exam authority, as the exam guide names it (shown to candidates when the bank check still fails)
+EXAM_CONTACTS = "深圳市考试院 电话：0755-88100099\n邮箱：ksykwb@szhrss.gov.cn"
 ADMIN_USERNAME = "admin"
 ADMIN_NAME = "系统管理员"
 CITIZEN_USERNAME = "wangxiaoming"
@@ -129,6 +131,7 @@ def _exam_spec(exam_base_url: str):
         backchannel_logout_uri=f"{exam_base_url}/backchannel-logout",
         scope=EXAM_SCOPE,
         token_endpoint_auth_method="client_secret_basic",
+        contacts=EXAM_CONTACTS,
     )
 
 
@@ -151,7 +154,8 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     current = spec_of(client)
     moved = replace(current, redirect_uris=wanted.redirect_uris,
                     post_logout_redirect_uris=wanted.post_logout_redirect_uris,
-                    backchannel_logout_uri=wanted.backchannel_logout_uri)
+                    backchannel_logout_uri=wanted.backchannel_logout_uri,
+                    contacts=current.contacts or wanted.contacts)
     if moved != current:
         update_client(EXAM_CLIENT_ID, moved, actor=actor, reason="idp demo：考生服务系统端口变更")
     if not client.enabled:
