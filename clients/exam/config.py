@@ -34,6 +34,10 @@ class ExamConfig:
     RECOVERY_USERNAME_URL = ""  # 忘记用户名？: {ISSUER}/recovery/username
     RECOVERY_PASSWORD_URL = ""  # 忘记密码？: {ISSUER}/recovery/password
 
+    # -- where candidates turn (注册指南 / 常见问题, the footer); one contact per line -----------------
+    CONTACTS = ("联系电话：(0755)12333，(0755)88100099\n"
+                "电子邮箱：ksykwb@szhrss.gov.cn，来邮时请在邮件中注明姓名、身份证号和事由")
+
     # -- this service -----------------------------------------------------------------------------
     BASE_URL = "http://127.0.0.1:5100"  # public URL; the redirect and logout URIs are built from it
     DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'exam.sqlite'}"

@@ -63,6 +63,18 @@ def register():
     return start_login(register=True)
 
 
+@bp.get("/guide")
+def guide():
+    """注册指南 / 常见问题: what a candidate needs before registering, and where to turn."""
+    return render_template("exam/guide.html", links=_platform_links())
+
+
+@bp.app_context_processor
+def contacts() -> dict:
+    lines = [line.strip() for line in current_app.config["CONTACTS"].splitlines() if line.strip()]
+    return {"contacts": lines}
+
+
 @bp.get("/auth/callback")
 def callback():
     platform_login = complete_login()  # typed errors become a clear page (errors.py)
