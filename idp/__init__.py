@@ -22,6 +22,7 @@ def create_app(config: BaseConfig | str | None = None, **overrides: Any) -> Flas
     register_sandboxes(app)
     register_blueprints(app)
     register_security(app)
+    register_template_globals(app)
     register_commands(app)
     from .errors import register_error_handlers
 
@@ -158,6 +159,17 @@ def register_blueprints(app: Flask) -> None:
 
     oauth_server.init_app(app)
     oauth_routes.init_app(app)
+
+
+def register_template_globals(app: Flask) -> None:
+    """What the pages show beside the forms: devices and audit events in words, contacts."""
+    from . import support
+    from .services.accounts import devices
+    from .services.audit.names import event_name
+
+    app.jinja_env.filters["device"] = devices.describe  # 登录设备: "Chrome · Windows"
+    app.jinja_env.filters["event_name"] = event_name  # the audit log's codes in Chinese
+    support.init_app(app)  # support_contacts(): whom a citizen may call
 
 
 def register_security(app: Flask) -> None:

@@ -117,6 +117,11 @@ class BaseConfig:
 
     # -- captcha -------------------------------------------------------------------------------
     CAPTCHA_LENGTH = 4
+    # characters a captcha is made of: none that looks like another in the image (0/O/D/Q, 1/I/L,
+    # 2/Z, 5/S, 8/B, 6/G, U/V, 7/T…) nor sounds like another in the audio captcha, which reads
+    # them by their English names (B/C/D/E/G/P/T/V/Z, A/J/K, M/N, F/S/X, six/X); digits and
+    # upper-case letters only (the voices the audio captcha ships)
+    CAPTCHA_ALPHABET = "34679EHKMRWY"
     CAPTCHA_TTL = 300
     CAPTCHA_FIXED = ""  # pins every captcha answer (tests, demo); production refuses it
 
@@ -146,6 +151,10 @@ class BaseConfig:
     SMS_IP_LIMIT = "10 per hour;30 per day"  # SMS sends per client IP (registration)
     SMS_TIMEOUT = 5.0
     DEV_TOOLS = False  # /dev/sms-outbox and friends
+
+    # -- the service desk citizens are sent to (a relying system may add its own: its contacts) --
+    SERVICE_DESK_PHONE = "12333"  # 人社服务热线
+    SERVICE_DESK_EMAIL = ""
 
     # -- web -------------------------------------------------------------------------------------
     SECURE_COOKIES = False
@@ -225,6 +234,10 @@ class ProductionConfig(BaseConfig):
             problems.append("IDP_SECRET_KEY must be set to at least 32 random characters")
         if self.CAPTCHA_FIXED:
             problems.append("IDP_CAPTCHA_FIXED is for tests and the demo only; unset it")
+        alphabet = set(self.CAPTCHA_ALPHABET)
+        if len(alphabet) < 10 or not alphabet <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+            problems.append("IDP_CAPTCHA_ALPHABET needs at least 10 different digits or upper-case letters "
+                            "(the audio captcha has voices for those only)")
         if self.DEV_TOOLS:
             problems.append("IDP_DEV_TOOLS exposes the SMS outbox; unset it")
         if self.SMS_BACKEND == "outbox":

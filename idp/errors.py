@@ -44,8 +44,33 @@ class UserError(Exception):
 
 
 class InvalidCredentials(UserError):
-    # one message for an unknown user, a wrong password, a locked or disabled account
+    # one message for an unknown user, a wrong password, a disabled account (locks: below)
     message = "用户名或密码错误"
+
+
+class LoginTemporarilyLocked(InvalidCredentials):
+    """LOCKOUT_THRESHOLD wrong passwords for a submitted name, known or not: the same words for
+    both, so the lock tells nothing about which names exist."""
+
+    status = 429
+
+    def __init__(self, seconds_left: int) -> None:
+        minutes = max(1, -(-int(seconds_left) // 60))
+        super().__init__(f"密码错误次数过多，账户已临时锁定，请{minutes}分钟后再试或通过“忘记密码”重置")
+        self.minutes = minutes
+
+
+class LoginLockedByAdministrator(InvalidCredentials):
+    """An operator locked the account (用户综合管理).  Said only to whoever gave its right
+    password, so it reveals nothing to anyone else."""
+
+    status = 403
+
+    def __init__(self) -> None:
+        from flask import current_app
+
+        phone = current_app.config.get("SERVICE_DESK_PHONE")
+        super().__init__("账户已被管理员锁定，请联系客服" + (f"（服务热线：{phone}）" if phone else ""))
 
 
 class CaptchaInvalid(UserError):

@@ -53,15 +53,16 @@ def require_browser() -> None:
 
 
 @contextmanager
-def chromium_page():
-    """A fresh headless Chromium page (Playwright driving Debian's browser, never a download)."""
+def chromium_page(width: int = 390, height: int = 844):
+    """A fresh headless Chromium page (Playwright driving Debian's browser, never a download),
+    by default at a phone's width."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+            context = browser.new_context(locale="zh-CN", viewport={"width": width, "height": height})
             page = context.new_page()
             page.set_default_timeout(15_000)
             yield page

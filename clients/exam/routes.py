@@ -63,6 +63,18 @@ def register():
     return start_login(register=True)
 
 
+@bp.get("/guide")
+def guide():
+    """注册指南 / 常见问题: what a candidate needs before registering, and where to turn."""
+    return render_template("exam/guide.html", links=_platform_links())
+
+
+@bp.app_context_processor
+def contacts() -> dict:
+    lines = [line.strip() for line in current_app.config["CONTACTS"].splitlines() if line.strip()]
+    return {"contacts": lines}
+
+
 @bp.get("/auth/callback")
 def callback():
     platform_login = complete_login()  # typed errors become a clear page (errors.py)
@@ -79,7 +91,6 @@ def candidate():
         candidate=g.candidate,
         view=candidate_view(g.candidate),
         login=login,
-        scopes=login.scope.split(),
         links=_platform_links(),
         logout_form=LogoutForm(),
     )
@@ -152,6 +163,7 @@ def _platform_links() -> dict[str, str]:
     cfg = current_app.config
     return {
         "account": cfg["ACCOUNT_URL"],
+        "password": cfg["PASSWORD_URL"],
         "forgot_username": cfg["RECOVERY_USERNAME_URL"],
         "forgot_password": cfg["RECOVERY_PASSWORD_URL"],
     }

@@ -56,6 +56,7 @@ class ClientForm(ReasonMixin, FlaskForm):
     client_id = StringField("client_id", validators=[Length(max=64, message="client_id 不能超过64位")],
                             render_kw={"autocapitalize": "none", "spellcheck": "false"})
     description = TextAreaField("说明", validators=[Length(max=500, message="说明不能超过500个字")], render_kw={"rows": 2})
+    contacts = TextAreaField("联系方式", render_kw={"rows": 3})
     # choices are checked by the clients service: one message for a bad value, wherever it comes from
     client_type = SelectField("应用类型", choices=[SelectChoice(k, v) for k, v in CLIENT_TYPES.items()],
                               default="confidential", validate_choice=False)
@@ -90,12 +91,14 @@ class ClientForm(ReasonMixin, FlaskForm):
             access_token_lifetime=_seconds(self.access_token_lifetime.data, "access_token_lifetime", "访问令牌有效期"),
             refresh_token_lifetime=_seconds(self.refresh_token_lifetime.data, "refresh_token_lifetime", "刷新令牌有效期"),
             description=self.description.data,
+            contacts=self.contacts.data,
         )
 
     def fill_from(self, spec: ClientSpec) -> None:
         self.name.data = spec.name
         self.client_id.data = spec.client_id
         self.description.data = spec.description or ""
+        self.contacts.data = spec.contacts or ""
         self.client_type.data = spec.client_type
         self.redirect_uris.data = "\n".join(spec.redirect_uris)
         self.post_logout_redirect_uris.data = "\n".join(spec.post_logout_redirect_uris)

@@ -69,12 +69,26 @@ def captcha_image(captcha_id: str):
     return response
 
 
+@bp.get("/captcha/<captcha_id>.wav")
+@limiter.limit(_captcha_limit)
+def captcha_audio(captcha_id: str):
+    """语音验证码: the same challenge read aloud, for citizens who cannot read the image."""
+    wav = captcha.captcha_audio(captcha_id)
+    if wav is None:
+        abort(404)
+    response = make_response(wav)
+    response.headers["Content-Type"] = "audio/wav"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.get("/captcha/new")
 @limiter.limit(_captcha_limit)
 def captcha_new():
     """A fresh challenge for the 换一张 button (JSON; the page works without it)."""
     captcha_id = captcha.issue_captcha()
-    return {"captcha_id": captcha_id, "image": url_for("auth.captcha_image", captcha_id=captcha_id)}
+    return {"captcha_id": captcha_id, "image": url_for("auth.captcha_image", captcha_id=captcha_id),
+            "audio": url_for("auth.captcha_audio", captcha_id=captcha_id)}
 
 
 @bp.route("/logout", methods=["GET", "POST"])

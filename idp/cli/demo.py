@@ -35,6 +35,8 @@ from ..config import PROJECT_ROOT
 EXAM_CLIENT_ID = "exam-service"
 EXAM_CLIENT_NAME = "考生服务系统"
 EXAM_SCOPE = "openid profile phone realname"
+# the exam authority, as the exam guide names it (shown to candidates when the bank check still fails)
+EXAM_CONTACTS = "深圳市考试院 电话：0755-88100099\n邮箱：ksykwb@szhrss.gov.cn"
 ADMIN_USERNAME = "admin"
 ADMIN_NAME = "系统管理员"
 CITIZEN_USERNAME = "wangxiaoming"
@@ -129,6 +131,7 @@ def _exam_spec(exam_base_url: str):
         backchannel_logout_uri=f"{exam_base_url}/backchannel-logout",
         scope=EXAM_SCOPE,
         token_endpoint_auth_method="client_secret_basic",
+        contacts=EXAM_CONTACTS,
     )
 
 
@@ -151,7 +154,8 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     current = spec_of(client)
     moved = replace(current, redirect_uris=wanted.redirect_uris,
                     post_logout_redirect_uris=wanted.post_logout_redirect_uris,
-                    backchannel_logout_uri=wanted.backchannel_logout_uri)
+                    backchannel_logout_uri=wanted.backchannel_logout_uri,
+                    contacts=current.contacts or wanted.contacts)
     if moved != current:
         update_client(EXAM_CLIENT_ID, moved, actor=actor, reason="idp demo：考生服务系统端口变更")
     if not client.enabled:
@@ -193,6 +197,38 @@ def ensure_demo_citizen(state: DemoState) -> DemoAccount | None:
         return None  # someone registered the demo citizen's document through the wizard already
     state.passwords[CITIZEN_USERNAME] = password
     return DemoAccount(CITIZEN_USERNAME, password, created=True)
+
+
+def unregistered_citizens(limit: int = 2) -> list:
+    """Fictitious citizens of the sandbox bank whose document is not registered yet, one usable
+    card each (debit or social-security, active): what 立即注册 can be shown with, on every run of
+    the tour, not only the first.  Needs the provider's app context."""
+    from ..sandbox.bank import load_records
+    from ..services.accounts.records import find_by_document
+
+    chosen, seen = [], set()
+    for record in load_records():
+        person = (record.id_type, record.id_number)
+        if record.demo or person in seen or record.card_type == "credit" or record.status != "active":
+            continue
+        seen.add(person)
+        if find_by_document(record.id_type, record.id_number) is None:
+            chosen.append(record)
+            if len(chosen) == limit:
+                break
+    return chosen
+
+
+def second_cards() -> list:
+    """Cards of citizens who have another card in the sandbox: 变更用户信息 and 手机号已停用？ succeed
+    with them (the record's note says how)."""
+    from ..sandbox.bank import load_records
+
+    records = [r for r in load_records() if r.card_type != "credit" and r.status == "active"]
+    first_card = {}
+    for record in records:
+        first_card.setdefault((record.id_type, record.id_number), record)
+    return [r for r in records if first_card[(r.id_type, r.id_number)] is not r]
 
 
 # -- serving -------------------------------------------------------------------------------------
@@ -304,7 +340,7 @@ def demo_command(host: str, port: int, exam_port: int, bank_port: int, fixed_cap
 def _print_summary(provider: Flask, exam: Flask, setup: DemoSetup, issuer: str, exam_url: str,
                    bank_url: str | None, fixed_captcha: str | None) -> None:
     from ..sandbox import DEMO_CITIZEN
-    from ..sandbox.bank import load_records
+    from ..services.identity.rules import ID_TYPES
     from ..services.verification.banks import bank_name
 
     echo = click.echo
@@ -337,11 +373,19 @@ def _print_summary(provider: Flask, exam: Flask, setup: DemoSetup, issuer: str, 
     else:
         echo(f"  {_pad(f'演示市民  {DEMO_CITIZEN.name}, verified', 34)}{_account(setup.citizen)}")
     echo("")
-    echo("立即注册 (register a new candidate) with a fictitious citizen of the sandbox bank:")
-    usable = [r for r in load_records() if not r.demo and r.card_type != "credit" and r.status == "active"]
-    for record in usable[:2]:
-        echo(f"  {record.name}  居民身份证 {record.id_number}  {bank_name(record.bank)} {record.card_number}"
-             f"  手机 {record.phone}")
+    with provider.app_context():
+        fresh = unregistered_citizens()
+    if fresh:
+        echo("立即注册 (register a new candidate) with a fictitious citizen of the sandbox bank, not registered yet:")
+        for record in fresh:
+            echo(f"  {record.name}  {ID_TYPES.get(record.id_type, record.id_type)} {record.id_number}  {bank_name(record.bank)}"
+                 f" {record.card_number}  手机 {record.phone}")
+    else:
+        echo("立即注册: every fictitious citizen of the sandbox bank is registered already (a fresh database: "
+             "delete the instance/ files)")
+    echo("变更用户信息 / 手机号已停用？ succeed with these second cards (after the citizen registered):")
+    for record in second_cards():
+        echo(f"  {record.name}  {bank_name(record.bank)} {record.card_number}  手机 {record.phone}")
     echo("  (every record: idp/sandbox/data/bank_records.json; the SMS code arrives in the outbox above)")
     echo("")
     if fixed_captcha:

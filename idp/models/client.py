@@ -31,6 +31,8 @@ class Client(db.Model, ClientMixin):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(Text)
+    # where this system's users turn when the bank check still fails (phone, mail): one per line
+    contacts: Mapped[str | None] = mapped_column(Text)
     client_type: Mapped[str] = mapped_column(String(16), default=ClientType.CONFIDENTIAL.value)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)

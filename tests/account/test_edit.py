@@ -85,7 +85,7 @@ def test_the_page_offers_only_what_may_change(app, client):
     signed_in(app, client, user)
     home = client.get("/account/").data.decode()
     assert '<a class="button primary" href="/account/edit">修改</a>' in home
-    assert '<a href="/account/edit" class="">修改信息</a>' in home
+    assert '<a href="/account/edit">修改</a>' in home  # the menu's 用户信息 group
     page = client.get("/account/edit").data.decode()
     assert "变更用户信息" in page
     for label, name in (("姓名", "name"), ("银行", "bank_code"), ("银行账号", "card_number"), ("手机号码", "phone")):

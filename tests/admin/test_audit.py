@@ -42,7 +42,7 @@ def _listed(console, **query) -> list[str]:
     assert response.status_code == 200, response.data.decode()[:300]
     import re
 
-    return re.findall(r"<td><code>([a-z_.]+)</code></td>", response.data.decode())
+    return re.findall(r'<td><span class="event" title="([a-z_.]+)">[^<]+</span></td>', response.data.decode())
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -176,3 +176,26 @@ def test_prune_works_in_batches(app, monkeypatch):
     with app.app_context():
         assert audit_log.prune(timedelta(days=365 - 1)) == 7
         assert db.session.scalar(db.select(db.func.count(AuditEvent.id)).where(AuditEvent.actor == "old")) == 0
+
+
+def test_events_are_named_in_chinese_with_the_code_on_hover(auditor, history):
+    page = auditor.get("/admin/audit", query_string={"until": "2026-05-31"}).data.decode()
+    assert '<span class="event" title="account.locked">管理员锁定账号</span>' in page
+    assert '<span class="event" title="login">登录</span>' in page
+    assert '<span class="event" title="token.issued">签发令牌</span>' in page
+    assert "<code>login</code>" not in page
+
+
+def test_every_event_the_application_records_has_a_chinese_name():
+    """One table (idp/services/audit/names.py) names every code that a call in the source records."""
+    import re
+    from pathlib import Path
+
+    from idp.services.audit.names import EVENT_NAMES
+
+    root = Path(__file__).resolve().parents[2] / "idp"
+    pattern = re.compile(r'(?:add|record_in_transaction|_audit|_fail)\(\s*"([a-z_]+(?:\.[a-z_]+)*)"'
+                         r'|event="([a-z_]+\.[a-z_]+)"')
+    recorded = {a or b for path in root.rglob("*.py") for a, b in pattern.findall(path.read_text("utf-8"))}
+    assert len(recorded) > 30
+    assert sorted(recorded - EVENT_NAMES.keys()) == []

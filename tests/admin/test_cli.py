@@ -121,3 +121,19 @@ def test_audit_list_and_export(app, runner, citizen, tmp_path):
     assert rows[0][1] == "事件" and rows[1][1] == "account.created"
     bad = runner.invoke(args=["audit", "list", "--since", "yesterday"])
     assert bad.exit_code != 0 and "时间格式应为" in bad.output
+
+
+def test_clients_add_and_update_take_contacts(app, runner, rp):
+    out = _ok(runner.invoke(args=["clients", "add", "--name", "职称评审系统", "--client-id", "title-review",
+                                  "--redirect-uri", "https://title.example.test/cb",
+                                  "--contacts", "职称评审办公室 电话：0755-88123456", "--contacts", "邮箱：zc@example.gov.cn"]))
+    assert "client_id:     title-review" in out
+    assert _client(app, "title-review").contacts == "职称评审办公室 电话：0755-88123456\n邮箱：zc@example.gov.cn"
+    out = _ok(runner.invoke(args=["clients", "update", "exam-service", "--contacts", "深圳市考试院 电话：0755-88100099",
+                                  "--reason", "登记联系方式"]))
+    assert "updated exam-service: contacts" in out
+    assert _client(app, "exam-service").contacts == "深圳市考试院 电话：0755-88100099"
+    _ok(runner.invoke(args=["clients", "update", "exam-service", "--contacts", "", "--reason", "撤下联系方式"]))
+    assert _client(app, "exam-service").contacts is None
+    shown = json.loads(_ok(runner.invoke(args=["clients", "show", "exam-service"])))
+    assert shown["contacts"] is None

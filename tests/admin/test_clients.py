@@ -371,3 +371,19 @@ def test_the_service_itself_refuses_a_client_from_a_role_without_clients_write(a
                 create_client(ClientSpec(name="越权系统", client_type="service", scope="openid"),
                               actor=Actor(username="someone", role=role), reason="测试")
         assert not audit_events(app, "client.created")
+
+
+def test_a_systems_contacts_are_set_in_the_console_and_shown_on_its_page(app, admin, rp):
+    form = admin.get("/admin/clients/exam-service/edit").data.decode()
+    assert '<label for="contacts">联系方式</label>' in form
+    response = admin.post("/admin/clients/exam-service/edit", {
+        "name": "考生服务系统", "client_type": "confidential", "redirect_uris": "https://exam.example.test/cb",
+        "scopes": ["openid", "profile"], "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_basic", "reason": "登记考试院联系方式",
+        "contacts": "深圳市考试院 电话：0755-88100099\r\n邮箱：ksykwb@szhrss.gov.cn\r\n",
+    })
+    assert response.status_code == 302, text_of(response)
+    assert _client(app, "exam-service").contacts == "深圳市考试院 电话：0755-88100099\n邮箱：ksykwb@szhrss.gov.cn"
+    assert "contacts" in audit_events(app, "client.updated")[-1].details["changed"]
+    page = admin.get("/admin/clients/exam-service").data.decode()
+    assert "<dt>联系方式</dt><dd>深圳市考试院 电话：0755-88100099<br>邮箱：ksykwb@szhrss.gov.cn</dd>" in page

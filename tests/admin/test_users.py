@@ -146,7 +146,8 @@ def test_lock_ends_sessions_revokes_tokens_and_refuses_login(app, operator, citi
     assert not _still_signed_in(browser)
     assert _revoked(app, jti)
     refused = login(app.test_client(), citizen.username, DEFAULT_PASSWORD)
-    assert refused.status_code == 400 and "用户名或密码错误" in refused.data.decode()
+    # the right password: the lock is named, with the service desk (nothing said to anyone else)
+    assert refused.status_code == 400 and "账户已被管理员锁定，请联系客服" in refused.data.decode()
     [event] = audit_events(app, "account.locked")
     assert event.actor == "operator01" and event.subject == citizen.sub
     assert event.details == {"reason": "疑似账户被盗，工单 2026-118", "revoked_tokens": 1}

@@ -49,8 +49,51 @@ def test_lockout_after_five_failures_even_with_right_password(app, client, user)
         assert login(client, user.username, "Wrong#password1").status_code == 400
     locked = login(client, user.username, DEFAULT_PASSWORD)
     assert locked.status_code == 400
-    assert "用户名或密码错误" in locked.data.decode()
+    assert LOCKED.format(minutes=app.config["LOCKOUT_SECONDS"] // 60) in locked.data.decode()
     assert client.get("/account/").status_code == 302  # not logged in
+
+
+LOCKED = "密码错误次数过多，账户已临时锁定，请{minutes}分钟后再试或通过“忘记密码”重置"
+
+
+def _answers(app, username: str) -> list[str]:
+    """What each of threshold + 2 wrong passwords is answered (the page's message), in order."""
+    import re
+
+    client = app.test_client()
+    out = []
+    for _ in range(app.config["LOCKOUT_THRESHOLD"] + 2):
+        response = login(client, username, "Wrong#password1")
+        out.append((response.status_code, re.search(r'role="alert">([^<]+)<', response.data.decode()).group(1)))
+    return out
+
+
+def test_locked_names_are_told_the_same_whether_they_exist_or_not(app, user):
+    existing, unknown = _answers(app, user.username), _answers(app, "nobody2026")
+    assert existing == unknown
+    threshold = app.config["LOCKOUT_THRESHOLD"]
+    assert existing[: threshold - 1] == [(400, "用户名或密码错误")] * (threshold - 1)
+    assert existing[threshold - 1:] == [(400, LOCKED.format(minutes=15))] * 3  # the failure that locks, then every try
+
+
+def test_the_minutes_come_from_the_setting(keys_dir):
+    from ..conftest import make_app
+
+    app = make_app(keys_dir, LOCKOUT_SECONDS=300, LOCKOUT_THRESHOLD=2)
+    assert _answers(app, "nobody2026")[-1] == (400, LOCKED.format(minutes=5))
+
+
+def test_an_administrators_lock_says_to_contact_the_service_desk_after_the_right_password(app, client, user):
+    from idp.services.admin.users import lock_account
+
+    with app.app_context():
+        lock_account(user.sub, reason="核实身份")
+    wrong = login(client, user.username, "Wrong#password1")
+    assert "用户名或密码错误" in wrong.data.decode()  # nothing said to whoever lacks the password
+    right = login(client, user.username, DEFAULT_PASSWORD)
+    assert right.status_code == 400
+    assert "账户已被管理员锁定，请联系客服（服务热线：12333）" in right.data.decode()
+    assert client.get("/account/").status_code == 302
 
 
 def test_wrong_captcha_is_refused(client, user):

@@ -118,3 +118,34 @@ def _wait_for(log, marker: str, process: subprocess.Popen, timeout: float = 60) 
             raise AssertionError(f"idp demo exited ({process.returncode}):\n{text[-3000:]}")
         time.sleep(0.2)
     raise AssertionError(f"idp demo did not start in {timeout}s")
+
+
+def test_the_demo_suggests_citizens_not_yet_registered_so_a_second_tour_works(app, tmp_path):
+    from idp.cli.demo import unregistered_citizens
+    from idp.sandbox import SandboxCitizen
+    from idp.services.registration import register_account
+
+    with app.app_context():
+        prepare_demo(EXAM, DemoState(tmp_path / "demo.json"))
+        first = unregistered_citizens()
+        assert [r.name for r in first] == ["李娜", "张伟"]
+        assert all(r.card_type != "credit" and r.status == "active" and not r.demo for r in first)
+        # the first tour registered 李娜: the next one is offered someone else
+        register_account(SandboxCitizen.from_record(first[0]).new_account("lina2026", "Hrss-Demo-2026a"),
+                         actor="test", channel="cli")
+        assert [r.name for r in unregistered_citizens()] == ["张伟", "刘芳"]
+        assert "王小明" not in [r.name for r in unregistered_citizens(limit=100)]  # the demo citizen
+
+
+def test_the_sandbox_gives_citizens_a_second_card_for_the_success_paths(app):
+    """变更用户信息 to another card and 手机号已停用？ to a new number can be shown succeeding."""
+    from idp.cli.demo import second_cards
+    from idp.sandbox.bank import load_records
+
+    records = load_records()
+    by_person = lambda r: [x for x in records if x.id_number == r.id_number and x.card_type != "credit"]
+    seconds = second_cards()
+    assert {r.name for r in seconds} >= {"王小明", "李娜", "张伟"}
+    changed_phone = [r for r in seconds if r.phone != by_person(r)[0].phone]
+    assert {r.name for r in changed_phone} >= {"王小明", "张伟"}  # a new reserved phone at another bank
+    assert any(r.phone == by_person(r)[0].phone and r.bank != by_person(r)[0].bank for r in seconds)  # same phone

@@ -96,7 +96,7 @@ def without_tokens(html: bytes | str) -> str:
     text = html.decode() if isinstance(html, bytes) else html
     text = re.sub(r'(name="csrf_token"[^>]*value=")[^"]+', r"\1", text)
     text = re.sub(r'(name="captcha_id"[^>]*value=")[^"]+', r"\1", text)
-    return re.sub(r"/captcha/[^\"]+\.png", "/captcha/-.png", text)
+    return re.sub(r"/captcha/[^\"]+\.(png|wav)", r"/captcha/-.\1", text)
 
 
 @dataclass

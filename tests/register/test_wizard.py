@@ -46,7 +46,7 @@ def test_step_bar_and_labelled_fields_of_step_one(wizard, client):
     html = page.data.decode()
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"
-    bar = re.search(r'<ol class="steps".*?</ol>', html, re.S).group(0)
+    bar = re.search(r'<ol class="steps".*?</ol>', html, re.S).group(0).replace("<wbr>", "")  # a break after the verb
     assert re.findall(r">([^<>\s][^<>]*)</li>", bar) == ["填写登录信息", "填写身份信息", "填写验证信息", "注册成功"]
     assert 'aria-current="step">填写登录信息' in bar
     for label, name in (("用户名", "username"), ("密码", "password"), ("确认密码", "confirm"), ("验证码", "captcha")):

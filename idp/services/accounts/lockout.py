@@ -6,8 +6,8 @@ lockout while the previous one is remembered doubles that, up to ``LOCKOUT_MAX_S
 Every attempt reserves its failure slot *before* the password is checked (one Redis script:
 locked? slots left? take one), so a burst of parallel guesses gets exactly the threshold
 evaluated, one lock and one escalation; the rest are refused at once without an argon2 check.
-A locked name is answered with the same generic message as a wrong password, even when the
-password is right, so the lock itself leaks nothing.
+A locked name is answered with the lock and its remaining minutes, even when the password is
+right, and in the same words whether or not the name exists, so the lock itself leaks nothing.
 
 Counters are kept per *submitted* login name (a keyed hash of its case-folded form), whether or
 not it names an account: an unknown name locks exactly like a real one, so neither the lock nor

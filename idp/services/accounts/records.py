@@ -8,7 +8,8 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ...errors import DocumentTaken, InvalidCredentials, InvalidField, PasswordRejected, UsernameTaken
+from ...errors import (DocumentTaken, InvalidCredentials, InvalidField, LoginLockedByAdministrator,
+                       LoginTemporarilyLocked, PasswordRejected, UsernameTaken)
 from ...extensions import commit_keeping_loaded, db
 from ...models import User, UserStatus
 from ..audit import events as audit
@@ -118,8 +119,10 @@ def create_account(
 
 
 def authenticate(username: str, password: str) -> User:
-    """Check a username and password.  Every failure raises the same ``InvalidCredentials``;
-    the audit log records the real reason.
+    """Check a username and password.  A wrong password and an unknown name raise the same
+    ``InvalidCredentials``; a name locked by failures (known or not) the same
+    ``LoginTemporarilyLocked``; an operator's lock is named only after the right password.  The
+    audit log records the real reason.
 
     The lockout slot is reserved before anything else (``lockout.attempt``): a locked name, or
     one whose every failure slot is taken by attempts still running, is refused before the
@@ -130,10 +133,10 @@ def authenticate(username: str, password: str) -> User:
             user = find_by_username(username) if key else None
             if user is None:
                 passwords.dummy_verify(password or "")  # same cost as a real check: no user oracle
-                attempt.failed()
+                locked_for = attempt.failed()
                 audit.add("login", "failure", actor=key[:64] or None, reason="unknown_user")
                 db.session.commit()
-                raise InvalidCredentials()
+                raise LoginTemporarilyLocked(locked_for) if locked_for else InvalidCredentials()
             if not passwords.verify_password(user.password_hash, password or ""):
                 locked_for = attempt.failed()
                 audit.add("login", "failure", actor=user.username, subject=user.sub, reason="bad_password")
@@ -141,14 +144,21 @@ def authenticate(username: str, password: str) -> User:
                     audit.add("account.lockout", "success", actor="system", subject=user.sub,
                               seconds=locked_for)
                 db.session.commit()
-                raise InvalidCredentials()
+                raise LoginTemporarilyLocked(locked_for) if locked_for else InvalidCredentials()
             attempt.succeeded()
     except lockout.Refused:
         user = find_by_username(username) if key else None
         audit.add("login", "failure", actor=user.username if user else key[:64] or None,
                   subject=user.sub if user else None, reason="locked")
         db.session.commit()
-        raise InvalidCredentials() from None
+        # locked: say so and for how long (the same for every name); slots merely all in flight
+        # (a burst still being checked): the generic answer
+        left = lockout.seconds_left(key)
+        raise (LoginTemporarilyLocked(left) if left else InvalidCredentials()) from None
+    if user.status == UserStatus.LOCKED:  # the password was right: the lock may be named
+        audit.add("login", "failure", actor=user.username, subject=user.sub, reason=user.status.value)
+        db.session.commit()
+        raise LoginLockedByAdministrator()
     if user.status != UserStatus.ACTIVE:
         audit.add("login", "failure", actor=user.username, subject=user.sub, reason=user.status.value)
         db.session.commit()

@@ -96,6 +96,10 @@ class ClientSpec:
     access_token_lifetime: int | None = None
     refresh_token_lifetime: int | None = None
     description: str | None = None
+    contacts: str | None = None  # where its users turn (phone, mail), one per line; shown on its users' pages
+
+
+CONTACTS_MAX_LENGTH = 300
 
 
 def redirect_uri_problem(uri: str, label: str = "回调地址") -> str | None:
@@ -219,6 +223,10 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
     spec.description = (spec.description or "").strip() or None
     if spec.description and len(spec.description) > 500:
         raise InvalidField("说明不能超过500个字", field="description")
+    lines = [line.strip() for line in (spec.contacts or "").splitlines()]
+    spec.contacts = "\n".join(line for line in lines if line) or None
+    if spec.contacts and len(spec.contacts) > CONTACTS_MAX_LENGTH:
+        raise InvalidField(f"联系方式不能超过{CONTACTS_MAX_LENGTH}个字", field="contacts")
     return spec
 
 
@@ -235,6 +243,7 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         client_id=client_id,
         name=spec.name,
         description=spec.description,
+        contacts=spec.contacts,
         client_type=spec.client_type,
         first_party=spec.first_party,
         redirect_uris=spec.redirect_uris,
@@ -302,13 +311,14 @@ def spec_of(client: Client) -> ClientSpec:
         access_token_lifetime=client.access_token_lifetime,
         refresh_token_lifetime=client.refresh_token_lifetime,
         description=client.description,
+        contacts=client.contacts,
     )
 
 
 # settings copied from a spec onto the client, in the order the audit event names them
 _EDITABLE = ("name", "description", "client_type", "redirect_uris", "post_logout_redirect_uris",
              "backchannel_logout_uri", "scope", "grant_types", "token_endpoint_auth_method", "first_party",
-             "jwks", "access_token_lifetime", "refresh_token_lifetime")
+             "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts")
 
 
 @dataclass(frozen=True)
