@@ -60,24 +60,22 @@ def login():
 @bp.get("/captcha/<captcha_id>.png")
 @limiter.limit(_captcha_limit)
 def captcha_image(captcha_id: str):
-    png = captcha.captcha_image(captcha_id)
-    if png is None:
-        abort(404)
-    response = make_response(png)
-    response.headers["Content-Type"] = "image/png"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _challenge(captcha.captcha_image(captcha_id), "image/png")
 
 
 @bp.get("/captcha/<captcha_id>.wav")
 @limiter.limit(_captcha_limit)
 def captcha_audio(captcha_id: str):
     """语音验证码: the same challenge read aloud, for citizens who cannot read the image."""
-    wav = captcha.captcha_audio(captcha_id)
-    if wav is None:
+    return _challenge(captcha.captcha_audio(captcha_id), "audio/wav")
+
+
+def _challenge(body: bytes | None, mimetype: str):
+    """A captcha rendering, never cached (each is single-use); 404 once it expired."""
+    if body is None:
         abort(404)
-    response = make_response(wav)
-    response.headers["Content-Type"] = "audio/wav"
+    response = make_response(body)
+    response.headers["Content-Type"] = mimetype
     response.headers["Cache-Control"] = "no-store"
     return response
 
