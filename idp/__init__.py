@@ -67,6 +67,7 @@ def register_extensions(app: Flask) -> None:
                              skip_limiter_on_stateless_paths)
     from .oauth import keys
     from .services import limits
+    from .services.accounts import claims_cache  # noqa: F401  (its commit hooks, in every process)
     from .services.identity import pii
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
