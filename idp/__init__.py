@@ -63,9 +63,11 @@ def configure_logging(level: str, fmt: str) -> None:
 
 def register_extensions(app: Flask) -> None:
     from . import models  # noqa: F401  (tables known to Alembic and the session)
-    from .extensions import csrf, db, guard_session_store, limiter, migrate, redis_store, server_session
+    from .extensions import (csrf, db, guard_session_store, limiter, migrate, redis_store, server_session,
+                             skip_limiter_on_stateless_paths)
     from .oauth import keys
     from .services import limits
+    from .services.accounts import claims_cache  # noqa: F401  (its commit hooks, in every process)
     from .services.identity import pii
 
     if app.config["DATABASE_URL"].startswith("sqlite:///"):
@@ -96,6 +98,7 @@ def register_extensions(app: Flask) -> None:
     # object: start from this app's own, or a Sentinel app's options leak into the next app
     limiter._storage_options = {}
     limiter.init_app(app)
+    skip_limiter_on_stateless_paths(app)
     pii.init_app(app)
     keys.init_app(app, generate=not app.testing)
 

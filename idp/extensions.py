@@ -178,6 +178,19 @@ redis_store = RedisStore()
 
 
 SESSIONLESS_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
+_PROTOCOL_PATHS = "idp_protocol_paths"
+
+
+def serve_without_browser_state(app: Flask, *paths: str) -> None:
+    """Declare protocol endpoints (token, userinfo, discovery, JWKS...): their callers are
+    clients with their own credentials, not browsers, so these paths load and save no
+    server-side session (no Redis round trip, no cookie) and skip Flask-Limiter's per-request
+    check, which holds no limit for them.  Decided once per path, at start-up."""
+    app.extensions.setdefault(_PROTOCOL_PATHS, set()).update(paths)
+
+
+def is_stateless_path(app: Flask, path: str) -> bool:
+    return path in app.extensions.get(_PROTOCOL_PATHS, ()) or path.startswith(SESSIONLESS_PATHS)
 
 
 class SessionStoreGuard:
@@ -187,7 +200,10 @@ class SessionStoreGuard:
     outside the error handlers' reach: a Redis error there becomes a bare 500 (and the error page
     itself needs the session).  Here a failed load gives an empty session that remembers the
     error, re-raised by the first ``before_request`` so the usual 503 handler answers; a request
-    that ended in that answer does not try to save the session."""
+    that ended in that answer does not try to save the session.
+
+    Probes and protocol endpoints (``serve_without_browser_state``) get an empty session that is
+    never saved: no Redis read, no write, no cookie."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -198,8 +214,10 @@ class SessionStoreGuard:
     def open_session(self, app: Flask, request):
         from .errors import is_outage
 
-        if request.path.startswith(SESSIONLESS_PATHS):  # probes answer whatever Redis does
-            return self.inner.session_class(sid="", permanent=True)
+        if is_stateless_path(app, request.path):  # probes answer whatever Redis does
+            session = self.inner.session_class(sid="", permanent=True)
+            session.stateless = True
+            return session
         try:
             return self.inner.open_session(app, request)
         except Exception as exc:
@@ -210,9 +228,33 @@ class SessionStoreGuard:
             return session
 
     def save_session(self, app: Flask, session, response) -> None:
-        if getattr(session, "store_error", None) is not None or g.get("store_unavailable"):
+        if getattr(session, "stateless", False) or getattr(session, "store_error", None) is not None \
+                or g.get("store_unavailable"):
             return
         self.inner.save_session(app, session, response)
+
+
+def skip_limiter_on_stateless_paths(app: Flask) -> None:
+    """Flask-Limiter's hooks run on every request of the app (resolving limits, exemptions and
+    headers costs about a quarter of a cached-JSON request's CPU): on the paths declared
+    stateless, where no limit is declared, they are not called.  Call after ``limiter.init_app``."""
+    from flask import request
+
+    before = app.before_request_funcs.setdefault(None, [])
+    check = limiter._check_request_limit
+    if check in before:
+        def check_unless_stateless() -> None:
+            if not is_stateless_path(app, request.path):
+                check()
+
+        before[before.index(check)] = check_unless_stateless
+    after = app.after_request_funcs.setdefault(None, [])
+    for i, func in enumerate(after):
+        if getattr(func, "args", None) == (limiter,):  # partial(Limiter.__inject_headers, limiter)
+            def inject_unless_stateless(response, _inject=func):
+                return response if is_stateless_path(app, request.path) else _inject(response)
+
+            after[i] = inject_unless_stateless
 
 
 def guard_session_store(app: Flask) -> None:

@@ -25,6 +25,10 @@ LATENCY = Histogram(
 AUDIT_EVENTS = Counter("idp_audit_events_total", "Audit events", ["event", "outcome"])
 
 
+_latency: dict = {}
+_requests: dict = {}
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start_timer():
@@ -35,8 +39,13 @@ def init_app(app: Flask) -> None:
         start = g.pop("_metrics_start", None)
         if start is not None:
             endpoint = request.endpoint or "unmatched"
-            LATENCY.labels(endpoint).observe(time.perf_counter() - start)
-            REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+            # the labelled children, looked up once per label set (``labels`` takes a lock and
+            # validates its arguments on every call)
+            latency = _latency.get(endpoint) or _latency.setdefault(endpoint, LATENCY.labels(endpoint))
+            latency.observe(time.perf_counter() - start)
+            key = (endpoint, request.method, response.status_code)
+            count = _requests.get(key) or _requests.setdefault(key, REQUESTS.labels(endpoint, key[1], str(key[2])))
+            count.inc()
         return response
 
     app.add_url_rule("/metrics", "metrics", _metrics)

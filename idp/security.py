@@ -81,15 +81,27 @@ def init_app(app: Flask) -> None:
         # one pass over the names already set, then one extend: a setdefault per header was a
         # linear, case-folding scan each, ~300 function calls on every response (issue #5)
         present = {name.lower() for name in headers.keys()}
-        wanted = _DEFAULT_HEADERS_TLS if (secure or request.is_secure) else _DEFAULT_HEADERS
-        headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
+        path = request.path
+        no_store = path.startswith(_NO_STORE_PREFIXES) or path == "/"
+        wanted = _WANTED[bool(secure or request.is_secure)]
+        # the values are constants checked once here (_checked), not on every response
+        headers._list.extend([pair for pair in wanted if pair[0].lower() not in present])
         if response.mimetype == "text/html" and "content-security-policy" not in present:
             headers["Content-Security-Policy"] = _csp_for(response)
-        path = request.path
-        if path.startswith(_NO_STORE_PREFIXES) or path == "/":
+        if no_store:
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
         return response
+
+
+def _checked(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    from werkzeug.datastructures import Headers
+
+    return tuple(Headers(pairs).items())  # Werkzeug's own validation of names and values, once
+
+
+# what security_headers adds, without and with TLS: prepared once
+_WANTED = {False: _checked(_DEFAULT_HEADERS), True: _checked(_DEFAULT_HEADERS_TLS)}
 
 
 def _format_datetime(value) -> str:

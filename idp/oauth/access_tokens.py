@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
@@ -23,7 +23,8 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Client, User
 from .keys import key_store
-from ..services.accounts.revocation import is_access_token_revoked
+from ..services.accounts import claims_cache
+from ..services.accounts.revocation import check_access_token
 
 AT_TYP = "at+jwt"
 
@@ -97,6 +98,7 @@ class AccessToken:
     """A verified access token as Authlib's resource protector and userinfo endpoint see it."""
 
     claims: dict[str, Any]
+    _redis: tuple[bool, list] | None = field(default=None, repr=False)
 
     @property
     def scope(self) -> str:
@@ -108,19 +110,37 @@ class AccessToken:
     def is_expired(self) -> bool:
         return self.claims["exp"] <= time.time()
 
+    def _for_user(self) -> bool:
+        return self.claims["sub"] != self.claims["client_id"]
+
+    def _redis_state(self) -> tuple[bool, list]:
+        # one MGET: the revocation (deny-list entry and its marker) and the user's cached claims
+        if self._redis is None:
+            also = claims_cache.keys_of(self.claims["sub"]) if self._for_user() else ()
+            self._redis = check_access_token(self.claims["jti"], *also)
+        return self._redis
+
     def is_revoked(self) -> bool:
-        return is_access_token_revoked(self.claims["jti"])
+        return self._redis_state()[0]
 
     def get_client(self) -> Client | None:
         from .client_cache import cached_client
 
         return cached_client(self.claims["client_id"])
 
-    def get_user(self) -> User | None:
-        if self.claims["sub"] == self.claims["client_id"]:
+    def get_user(self) -> claims_cache.CachedUser | None:
+        """The user as userinfo sees it: from the Redis snapshot while it is current, otherwise
+        read from the database (and the snapshot stored)."""
+        if not self._for_user():
             return None
         if not hasattr(self, "_user"):
-            self._user = db.session.scalar(select(User).where(User.sub == self.claims["sub"]))
+            sub = self.claims["sub"]
+            version, snapshot = self._redis_state()[1]
+            user = claims_cache.cached_user(sub, version, snapshot)
+            if user is None:
+                row = db.session.scalar(select(User).where(User.sub == sub))
+                user = claims_cache.remember(row, version) if row is not None else None
+            self._user = user
         return self._user
 
 

@@ -11,6 +11,7 @@ from authlib.oauth2.rfc6749 import scope_to_list
 from authlib.oidc.core import UserInfo
 
 from ..models import User
+from ..services.accounts.claims_cache import CachedUser
 from ..services.identity import pii
 
 SCOPE_LABELS: dict[str, str] = {
@@ -32,7 +33,7 @@ SCOPE_CLAIMS: dict[str, list[str]] = {
 _GENDER = {"M": "male", "F": "female"}
 
 
-def user_claims(user: User, scope: str | list[str]) -> UserInfo:
+def user_claims(user: User | CachedUser, scope: str | list[str]) -> UserInfo:
     scopes = set(scope_to_list(scope) if isinstance(scope, str) else scope)
     claims: dict = {"sub": user.sub}
     if "profile" in scopes:
@@ -45,16 +46,23 @@ def user_claims(user: User, scope: str | list[str]) -> UserInfo:
             claims["gender"] = _GENDER[user.gender]
         if user.birthdate:
             claims["birthdate"] = user.birthdate.isoformat()
-    if "phone" in scopes and user.phone_enc:
-        phone = pii.cipher().decrypt("phone", user.phone_enc)
+    if "phone" in scopes and (phone := _clear(user, "phone", "phone_enc")):
         claims["phone_number"] = _e164(phone)
         claims["phone_number_verified"] = bool(user.phone_verified)
     if "realname" in scopes:
         claims["real_name_verified"] = bool(user.real_name_verified)
-        if user.id_type and user.id_number_enc:
+        if user.id_type and (id_number := _clear(user, "id_number", "id_number_enc")):
             claims["id_type"] = user.id_type
-            claims["id_number"] = pii.cipher().decrypt("id_number", user.id_number_enc)
+            claims["id_number"] = id_number
     return UserInfo(claims)
+
+
+def _clear(user: User | CachedUser, field: str, column: str) -> str | None:
+    """A personal field in clear: userinfo's cached user holds it decrypted already."""
+    if isinstance(user, CachedUser):
+        return getattr(user, field)
+    blob = getattr(user, column)
+    return pii.cipher().decrypt(field, blob) if blob else None
 
 
 def _e164(phone: str) -> str:

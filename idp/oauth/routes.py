@@ -12,7 +12,7 @@ from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredEr
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from ..extensions import csrf, db
+from ..extensions import csrf, db, serve_without_browser_state
 from ..models import Consent
 from ..security import add_form_target_source, allow_form_target
 from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, resume_after_login
@@ -154,32 +154,39 @@ def end_session():
 
 @bp.get("/.well-known/openid-configuration")
 def discovery():
-    # the document depends on settings only: serialised once per issuer, not on every request
+    # the document depends on settings only: body and headers prepared once per issuer
     cached = current_app.extensions.get("idp_discovery_json")
     if cached is None or cached[0] != current_app.config["ISSUER"]:
-        cached = (current_app.config["ISSUER"], current_app.json.dumps(provider_metadata()))
+        body = current_app.json.dumps(provider_metadata()).encode()
+        cached = (current_app.config["ISSUER"], body,
+                  _public_headers(current_app.config["DISCOVERY_MAX_AGE"]))
         current_app.extensions["idp_discovery_json"] = cached
-    return _public_json(cached[1], max_age=current_app.config["DISCOVERY_MAX_AGE"])
+    return current_app.response_class(cached[1], headers=cached[2], mimetype="application/json")
 
 
 @bp.get("/.well-known/jwks.json")
 def jwks():
-    # the key store hands out the same dict until the keys change: serialise it once per change
-    document = key_store().jwks()
+    # the key store hands out the same dict until the keys change: body and headers prepared
+    # once per change.  A key rotated elsewhere signs here within SIGNING_KEYS_RECHECK_SECONDS:
+    # a relying system may keep the JWKS no longer than that, or it would meet a kid its copy
+    # does not have
+    store = key_store()
+    document = store.jwks()
     cached = current_app.extensions.get("idp_jwks_json")
     if cached is None or cached[0] is not document:
-        cached = (document, current_app.json.dumps(document))
+        cached = (document, current_app.json.dumps(document).encode(), _public_headers(store.recheck_seconds))
         current_app.extensions["idp_jwks_json"] = cached
-    # a key rotated elsewhere signs here within SIGNING_KEYS_RECHECK_SECONDS: a relying system
-    # may keep the JWKS no longer than that, or it would meet a kid its copy does not have
-    return _public_json(cached[1], max_age=key_store().recheck_seconds)
+    return current_app.response_class(cached[1], headers=cached[2], mimetype="application/json")
 
 
-def _public_json(body: str, max_age: float):
-    response = current_app.response_class(body, mimetype="application/json")
-    response.headers["Cache-Control"] = f"public, max-age={int(max_age)}"
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+def _public_headers(max_age: float) -> tuple[tuple[str, str], ...]:
+    return (("Cache-Control", f"public, max-age={int(max_age)}"), ("Access-Control-Allow-Origin", "*"))
+
+
+#: endpoints called by clients with their own credentials, never by a browser: no server-side
+#: session, no cookie, no Flask-Limiter check (none is declared on them)
+PROTOCOL_ENDPOINTS = ("oauth.token", "oauth.userinfo", "oauth.revoke", "oauth.introspect",
+                      "oauth.discovery", "oauth.jwks")
 
 
 def init_app(app) -> None:
@@ -187,3 +194,5 @@ def init_app(app) -> None:
     add_form_target_source(app, pending_authorization_targets)
     app.register_blueprint(bp)
     csrf.exempt(bp)  # protocol endpoints authenticate clients; the consent form checks CSRF itself
+    serve_without_browser_state(
+        app, *(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in PROTOCOL_ENDPOINTS))

@@ -36,12 +36,18 @@ _LOADED = "revocations:loaded"
 
 
 def is_access_token_revoked(jti: str) -> bool:
-    revoked, loaded = redis_store.mget(_REVOKED + jti, _LOADED)
+    return check_access_token(jti)[0]
+
+
+def check_access_token(jti: str, *also: str) -> tuple[bool, list]:
+    """Whether the token is revoked, and the values of the keys ``also`` names, fetched in the
+    same MGET (what the caller needs next: userinfo's cached user)."""
+    revoked, loaded, *values = redis_store.mget(_REVOKED + jti, _LOADED, *also)
     if revoked is not None:
-        return True
+        return True, values
     if loaded is not None:
-        return False
-    return jti in reload_deny_list()
+        return False, values
+    return jti in reload_deny_list(), values
 
 
 def reload_deny_list() -> set[str]:
