@@ -145,6 +145,9 @@ class BaseConfig:
     BANK_URL = ""  # empty: the sandbox, mounted in-process
     BANK_SECRET = "sandbox-shared-secret"
     BANK_TIMEOUT = 5.0
+    REGISTRY_URL = ""  # enterprise credit registry (单位用户); empty: the sandbox, mounted in-process
+    REGISTRY_SECRET = "sandbox-registry-secret"
+    REGISTRY_TIMEOUT = 5.0
     SMS_BACKEND = "outbox"  # outbox (development) or http
     SMS_URL = ""
     SMS_KEY = ""
@@ -246,6 +249,10 @@ class ProductionConfig(BaseConfig):
             problems.append("IDP_BANK_URL must name the bank verification platform")
         if not self.BANK_SECRET or self.BANK_SECRET == BaseConfig.BANK_SECRET:
             problems.append("IDP_BANK_SECRET is the sandbox's published secret; set the one agreed with the bank platform")
+        if not self.REGISTRY_URL:
+            problems.append("IDP_REGISTRY_URL must name the enterprise credit registry (单位用户 registration)")
+        if not self.REGISTRY_SECRET or self.REGISTRY_SECRET == BaseConfig.REGISTRY_SECRET:
+            problems.append("IDP_REGISTRY_SECRET is the sandbox's published secret; set the one agreed with the registry")
         if not self.PII_KEY:
             problems.append("IDP_PII_KEY must hold the personal-data key (32 bytes, hex or base64) from the "
                             "key store; production never generates one on disk, where it would be lost with the node")
