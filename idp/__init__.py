@@ -143,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
+    from .register import unit_routes  # noqa: F401  (单位用户注册 joins the registration blueprint)
     from .register.routes import bp as register_bp
 
     app.register_blueprint(register_bp)

@@ -103,6 +103,7 @@ class BaseConfig:
     # budgets of one flow, taken before the work (keyed by the flow id, so the window only has to
     # outlast the longest flow lifetime above)
     FLOW_SMS_LIMIT = "5 per 2 hours"  # 发送短信验证 presses that sent a code
+    FLOW_REGISTRY_CHECK_LIMIT = "5 per 2 hours"  # enterprise registry checks (单位用户注册's 填写单位信息)
     FLOW_BANK_CHECK_LIMIT = "5 per 2 hours"  # bank four-element checks (registration, 手机号已停用?)
     FLOW_FAILURE_LIMIT = "5 per 2 hours"  # recovery proofs evaluated (密保 answers, 证件号码+手机号, bank); the last failure ends the flow
     # registration step 2 answers 证件已被使用: document checks per solved captcha of step 1 (a new
