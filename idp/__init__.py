@@ -104,8 +104,8 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_sandboxes(app: Flask) -> None:
-    """Development and tests only: the SMS outbox (``SMS_BACKEND=outbox``) and the sandbox bank,
-    mounted in-process, which answers whenever ``BANK_URL`` is empty (built on first use, so an
+    """Development and tests only: the SMS outbox (``SMS_BACKEND=outbox``), the sandbox bank and
+    the sandbox enterprise registry, mounted in-process, which answer whenever ``BANK_URL`` (``REGISTRY_URL``) is empty (built on first use, so an
     app that never verifies never reads the sandbox's records).  Production never gets here, and
     ``idp.services`` never imports ``idp.sandbox``."""
     if app.config["ENV_NAME"] not in ("development", "testing"):
@@ -123,6 +123,15 @@ def register_sandboxes(app: Flask) -> None:
         return WSGITransport(BankSandbox.from_data_file(secret))
 
     app.extensions["idp_bank_transport"] = bank_transport
+    registry_secret = app.config["REGISTRY_SECRET"]
+
+    def registry_transport():
+        from .sandbox.registry import RegistrySandbox
+        from .sandbox.transport import WSGITransport
+
+        return WSGITransport(RegistrySandbox.from_data_file(registry_secret))
+
+    app.extensions["idp_registry_transport"] = registry_transport
 
 
 def register_blueprints(app: Flask) -> None:
@@ -137,6 +146,7 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(account_bp)
+    from .register import unit_routes  # noqa: F401  (单位用户注册 joins the registration blueprint)
     from .register.routes import bp as register_bp
 
     app.register_blueprint(register_bp)

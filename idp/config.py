@@ -103,6 +103,7 @@ class BaseConfig:
     # budgets of one flow, taken before the work (keyed by the flow id, so the window only has to
     # outlast the longest flow lifetime above)
     FLOW_SMS_LIMIT = "5 per 2 hours"  # 发送短信验证 presses that sent a code
+    FLOW_REGISTRY_CHECK_LIMIT = "5 per 2 hours"  # enterprise registry checks (单位用户注册's 填写单位信息)
     FLOW_BANK_CHECK_LIMIT = "5 per 2 hours"  # bank four-element checks (registration, 手机号已停用?)
     FLOW_FAILURE_LIMIT = "5 per 2 hours"  # recovery proofs evaluated (密保 answers, 证件号码+手机号, bank); the last failure ends the flow
     # registration step 2 answers 证件已被使用: document checks per solved captcha of step 1 (a new
@@ -145,6 +146,9 @@ class BaseConfig:
     BANK_URL = ""  # empty: the sandbox, mounted in-process
     BANK_SECRET = "sandbox-shared-secret"
     BANK_TIMEOUT = 5.0
+    REGISTRY_URL = ""  # enterprise credit registry (单位用户); empty: the sandbox, mounted in-process
+    REGISTRY_SECRET = "sandbox-registry-secret"
+    REGISTRY_TIMEOUT = 5.0
     SMS_BACKEND = "outbox"  # outbox (development) or http
     SMS_URL = ""
     SMS_KEY = ""
@@ -246,6 +250,10 @@ class ProductionConfig(BaseConfig):
             problems.append("IDP_BANK_URL must name the bank verification platform")
         if not self.BANK_SECRET or self.BANK_SECRET == BaseConfig.BANK_SECRET:
             problems.append("IDP_BANK_SECRET is the sandbox's published secret; set the one agreed with the bank platform")
+        if not self.REGISTRY_URL:
+            problems.append("IDP_REGISTRY_URL must name the enterprise credit registry (单位用户 registration)")
+        if not self.REGISTRY_SECRET or self.REGISTRY_SECRET == BaseConfig.REGISTRY_SECRET:
+            problems.append("IDP_REGISTRY_SECRET is the sandbox's published secret; set the one agreed with the registry")
         if not self.PII_KEY:
             problems.append("IDP_PII_KEY must hold the personal-data key (32 bytes, hex or base64) from the "
                             "key store; production never generates one on disk, where it would be lost with the node")

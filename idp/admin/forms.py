@@ -17,6 +17,7 @@ from ..services.admin.users import SEARCH_FIELDS
 from ..services.admin.staff import REASON_MAX, ROLES
 from ..services.audit.log import OUTCOMES
 from ..oauth.claims import SCOPE_LABELS
+from ..services.admin.clients import USER_TYPE_CHOICES
 from ..services.admin.clients import AUTH_METHOD_LABELS, CLIENT_TYPES, GRANT_LABELS, SUPPORTED_SCOPES, ClientSpec, parse_jwks
 
 _REASON_KW = {"rows": 2, "maxlength": REASON_MAX, "placeholder": "例如：工单号、申请人所在部门（不要填写证件号、手机号等个人信息）"}
@@ -57,6 +58,8 @@ class ClientForm(ReasonMixin, FlaskForm):
                             render_kw={"autocapitalize": "none", "spellcheck": "false"})
     description = TextAreaField("说明", validators=[Length(max=500, message="说明不能超过500个字")], render_kw={"rows": 2})
     contacts = TextAreaField("联系方式", render_kw={"rows": 3})
+    allowed_user_types = SelectField("允许登录的用户类型", choices=[SelectChoice(k, v) for k, v in USER_TYPE_CHOICES.items()],
+                                     default="personal", validate_choice=False)
     # choices are checked by the clients service: one message for a bad value, wherever it comes from
     client_type = SelectField("应用类型", choices=[SelectChoice(k, v) for k, v in CLIENT_TYPES.items()],
                               default="confidential", validate_choice=False)
@@ -92,6 +95,7 @@ class ClientForm(ReasonMixin, FlaskForm):
             refresh_token_lifetime=_seconds(self.refresh_token_lifetime.data, "refresh_token_lifetime", "刷新令牌有效期"),
             description=self.description.data,
             contacts=self.contacts.data,
+            allowed_user_types=self.allowed_user_types.data or "personal",
         )
 
     def fill_from(self, spec: ClientSpec) -> None:
@@ -99,6 +103,7 @@ class ClientForm(ReasonMixin, FlaskForm):
         self.client_id.data = spec.client_id
         self.description.data = spec.description or ""
         self.contacts.data = spec.contacts or ""
+        self.allowed_user_types.data = spec.allowed_user_types
         self.client_type.data = spec.client_type
         self.redirect_uris.data = "\n".join(spec.redirect_uris)
         self.post_logout_redirect_uris.data = "\n".join(spec.post_logout_redirect_uris)

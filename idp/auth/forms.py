@@ -16,6 +16,8 @@ class LoginForm(CaptchaMixin, FlaskForm):
                            render_kw={"autocomplete": "username", "autocapitalize": "none"})
     password = PasswordField("密码", validators=[InputRequired("请输入密码"), Length(max=128)],
                              render_kw={"autocomplete": "current-password"})
+    # the tab: 个人用户登录 or 单位用户登录 (anything else is the personal tab)
+    user_type = HiddenField(default="personal")
     submit = SubmitField("登录")
 
 

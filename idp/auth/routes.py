@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, session, url_for
+from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, session, url_for
 
 from ..errors import CaptchaInvalid, InvalidCredentials
 from ..extensions import limiter
@@ -36,11 +36,12 @@ def index():
 def login():
     form = LoginForm()
     error = None
+    tab = _login_tab(form.user_type.data if form.is_submitted() else request.args.get("type"))
     if form.validate_on_submit():
         try:
             if not captcha.check_captcha(form.captcha_id.data, form.captcha.data):
                 raise CaptchaInvalid()
-            user = accounts.authenticate(form.username.data.strip(), form.password.data)
+            user = accounts.authenticate(form.username.data.strip(), form.password.data, user_type=tab)
         except (CaptchaInvalid, InvalidCredentials) as exc:
             error = exc.message
         else:
@@ -53,8 +54,14 @@ def login():
     form.password.data = ""
     form.captcha.data = ""
     form.captcha_id.data = captcha.issue_captcha()
+    form.user_type.data = tab
     status = 400 if form.is_submitted() else 200
-    return render_template("auth/login.html", form=form, error=error), status
+    return render_template("auth/login.html", form=form, error=error, tab=tab), status
+
+
+def _login_tab(value: str | None) -> str:
+    """个人用户登录 (``personal``, the default) or 单位用户登录 (``unit``)."""
+    return "unit" if value == "unit" else "personal"
 
 
 @bp.get("/captcha/<captcha_id>.png")

@@ -90,10 +90,13 @@ def clients_show(client_id) -> None:
 @click.option("--refresh-token-lifetime", type=int, default=None, help="seconds; 0 for the default")
 @click.option("--contacts", "contacts", multiple=True,
               help="replaces its contacts shown to its users (repeat per line; '' removes them)")
+@click.option("--user-types", "allowed_user_types", type=click.Choice(["personal", "unit", "both"]), default=None,
+              help="允许登录的用户类型: persons, units or both")
 @_reason
 def clients_update(client_id, name, description, client_type, redirect_uris, post_logout_uris,
                    no_post_logout_redirect_uris, backchannel_logout_uri, scope, grant_types, auth_method,
-                   first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, contacts, reason) -> None:
+                   first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, contacts,
+                   allowed_user_types, reason) -> None:
     """Change a relying system's settings; what is not given stays as it is."""
     from ..services.admin.clients import get_client, parse_jwks, spec_of, update_client
 
@@ -130,6 +133,8 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
             changes["refresh_token_lifetime"] = refresh_token_lifetime or None
         if contacts:
             changes["contacts"] = "\n".join(contacts) or None
+        if allowed_user_types is not None:
+            changes["allowed_user_types"] = allowed_user_types
         change = update_client(client_id, replace(spec, **changes), actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)

@@ -107,9 +107,11 @@ def keys_list() -> None:
 @click.option("--client-id", default=None, help="choose the client_id (default: generated)")
 @click.option("--contacts", "contacts", multiple=True,
               help="where its users turn when registration still fails, e.g. '电话：0755-88100099' (repeat per line)")
+@click.option("--user-types", "allowed_user_types", type=click.Choice(["personal", "unit", "both"]),
+              default="personal", show_default=True, help="允许登录的用户类型: persons, units or both")
 @click.option("--json", "as_json", is_flag=True)
 def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, scope, grant_types,
-                auth_method, public, service, first_party, client_id, contacts, as_json) -> None:
+                auth_method, public, service, first_party, client_id, contacts, allowed_user_types, as_json) -> None:
     """Register a relying system; prints client_id and the secret (shown once)."""
     from ..services.admin.staff import cli_actor
     from ..services.admin.clients import ClientSpec, create_client
@@ -127,6 +129,7 @@ def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, s
         first_party=first_party,
         client_id=client_id,
         contacts="\n".join(contacts) or None,
+        allowed_user_types=allowed_user_types,
     )
     try:
         client, secret = create_client(spec, actor=cli_actor())

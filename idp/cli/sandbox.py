@@ -1,5 +1,6 @@
-"""``idp sandbox bank|sms``: the sandboxes of the external services on their own ports, so the
-provider can be pointed at them over real HTTP (``IDP_BANK_URL``, ``IDP_SMS_URL``)."""
+"""``idp sandbox bank|registry|sms``: the sandboxes of the external services on their own ports, so
+the provider can be pointed at them over real HTTP (``IDP_BANK_URL``, ``IDP_REGISTRY_URL``,
+``IDP_SMS_URL``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-sandbox_cli = AppGroup("sandbox", help="Sandboxes of the bank verification platform and the SMS gateway.")
+sandbox_cli = AppGroup("sandbox", help="Sandboxes of the bank verification platform, the enterprise registry and the SMS gateway.")
 
 
 def register(app: Flask) -> None:
@@ -34,6 +35,23 @@ def sandbox_bank(host: str, port: int, data_file: str | None, secret: str | None
     app = BankSandbox.from_data_file(secret or current_app.config["BANK_SECRET"], data_file, latency=latency)
     click.echo(f"sandbox bank verification platform: {len(app.cards)} fictitious cards")
     click.echo(f"point the provider at it with IDP_BANK_URL=http://{host}:{port}  (Ctrl+C to stop)")
+    _serve(app, host, port)
+
+
+@sandbox_cli.command("registry")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8603, show_default=True, type=int)
+@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="registry units JSON (default: the fictitious units shipped in idp/sandbox/data)")
+@click.option("--secret", default=None, help="shared signing secret (default: IDP_REGISTRY_SECRET)")
+@click.option("--latency", default=0.0, show_default=True, type=float, help="seconds to wait before answering")
+def sandbox_registry(host: str, port: int, data_file: str | None, secret: str | None, latency: float) -> None:
+    """Serve the sandbox enterprise credit registry (单位登记信息核验)."""
+    from ..sandbox.registry import RegistrySandbox
+
+    app = RegistrySandbox.from_data_file(secret or current_app.config["REGISTRY_SECRET"], data_file, latency=latency)
+    click.echo(f"sandbox enterprise credit registry: {len(app.units)} fictitious units")
+    click.echo(f"point the provider at it with IDP_REGISTRY_URL=http://{host}:{port}  (Ctrl+C to stop)")
     _serve(app, host, port)
 
 

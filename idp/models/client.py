@@ -34,6 +34,8 @@ class Client(db.Model, ClientMixin):
     # where this system's users turn when the bank check still fails (phone, mail): one per line
     contacts: Mapped[str | None] = mapped_column(Text)
     client_type: Mapped[str] = mapped_column(String(16), default=ClientType.CONFIDENTIAL.value)
+    # 允许登录的用户类型: "personal", "unit" or "both" — enforced before a code is issued
+    allowed_user_types: Mapped[str] = mapped_column(String(16), default="personal", server_default="personal")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
 
@@ -54,6 +56,9 @@ class Client(db.Model, ClientMixin):
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    def accepts(self, user_type: str) -> bool:
+        return self.allowed_user_types in ("both", user_type)
 
     # -- authlib ClientMixin -------------------------------------------------------------------
     @property

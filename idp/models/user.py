@@ -64,6 +64,22 @@ class User(db.Model):
     card_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     card_last4: Mapped[str | None] = mapped_column(String(4))
 
+    # 单位用户 (user_type "unit"): the unit as the enterprise credit registry holds it.  Its code
+    # is public data (printed on every business licence), so it is kept in clear and unique;
+    # the person who acts for the unit (经办人) is personal data and encrypted like a citizen's.
+    unit_name: Mapped[str | None] = mapped_column(String(200))
+    unit_id_type: Mapped[str | None] = mapped_column(String(16))  # uscc (组织机构代码 has room: org_code)
+    uscc: Mapped[str | None] = mapped_column(String(18), unique=True)
+    unit_type: Mapped[str | None] = mapped_column(String(32))
+    legal_rep_name: Mapped[str | None] = mapped_column(String(100))
+    # The handler's name is ``name`` and the handler's reserved phone and card are ``phone_*`` and
+    # ``card_*`` (the bank checked them together), but the handler's document lives apart from
+    # ``id_number_*``: that pair is unique per citizen account, and a handler may hold a personal
+    # account of their own and act for several units.
+    handler_id_type: Mapped[str | None] = mapped_column(String(32))
+    handler_id_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    handler_id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+
     real_name_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     real_name_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -81,6 +97,10 @@ class User(db.Model):
     # Authlib asks the user object for its id when it binds codes and tokens.
     def get_user_id(self) -> int:
         return self.id
+
+    @property
+    def is_unit(self) -> bool:
+        return self.user_type == "unit"
 
     @property
     def is_active(self) -> bool:

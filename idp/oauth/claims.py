@@ -19,15 +19,18 @@ SCOPE_LABELS: dict[str, str] = {
     "profile": "基本信息：姓名、用户名、性别、出生日期",
     "phone": "手机号码",
     "realname": "实名认证信息：证件类型、证件号码",
+    "unit": "单位信息：单位名称、统一社会信用代码、单位类型、经办人姓名",
     "offline_access": "在您未登录时保持访问（刷新令牌）",
 }
 
 #: the claims each scope may release (what 个人信息与隐私 says a relying system received)
 SCOPE_CLAIMS: dict[str, list[str]] = {
-    "openid": ["sub"],
+    "openid": ["sub", "user_type"],
     "profile": ["name", "preferred_username", "gender", "birthdate", "updated_at"],
     "phone": ["phone_number", "phone_number_verified"],
     "realname": ["real_name_verified", "id_type", "id_number"],
+    # with realname as well: the handler's document type and its number masked
+    "unit": ["unit_name", "uscc", "unit_type", "handler_name", "handler_id_type", "handler_id_number"],
 }
 
 _GENDER = {"M": "male", "F": "female"}
@@ -35,7 +38,8 @@ _GENDER = {"M": "male", "F": "female"}
 
 def user_claims(user: User | CachedUser, scope: str | list[str]) -> UserInfo:
     scopes = set(scope_to_list(scope) if isinstance(scope, str) else scope)
-    claims: dict = {"sub": user.sub}
+    # personal | unit: a relying system that serves both tells them apart without another scope
+    claims: dict = {"sub": user.sub, "user_type": user.user_type or "personal"}
     if "profile" in scopes:
         claims.update(
             name=user.name,
@@ -54,15 +58,24 @@ def user_claims(user: User | CachedUser, scope: str | list[str]) -> UserInfo:
         if user.id_type and (id_number := _clear(user, "id_number", "id_number_enc")):
             claims["id_type"] = user.id_type
             claims["id_number"] = id_number
+    if "unit" in scopes and user.user_type == "unit":
+        claims.update(unit_name=user.unit_name, uscc=user.uscc, unit_type=user.unit_type, handler_name=user.name)
+        handler_number = _clear(user, "handler_id_number", "handler_id_number_enc", "id_number")
+        if "realname" in scopes and handler_number:
+            # the handler is a person acting for the unit: the unit's systems see who, not the number
+            claims["handler_id_type"] = user.handler_id_type
+            claims["handler_id_number"] = pii.mask_id_number(handler_number)
     return UserInfo(claims)
 
 
-def _clear(user: User | CachedUser, field: str, column: str) -> str | None:
-    """A personal field in clear: userinfo's cached user holds it decrypted already."""
+def _clear(user: User | CachedUser, field: str, column: str, kind: str | None = None) -> str | None:
+    """A personal field in clear: userinfo's cached user holds it decrypted already.  ``kind`` is
+    what the ciphertext is bound to, when not the field's own name (a handler's document number
+    is an ``id_number``)."""
     if isinstance(user, CachedUser):
         return getattr(user, field)
     blob = getattr(user, column)
-    return pii.cipher().decrypt(field, blob) if blob else None
+    return pii.cipher().decrypt(kind or field, blob) if blob else None
 
 
 def _e164(phone: str) -> str:

@@ -35,7 +35,8 @@ def provider_metadata() -> dict:
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "name",
             "preferred_username", "gender", "birthdate", "updated_at", "phone_number",
-            "phone_number_verified", "real_name_verified", "id_type", "id_number",
+            "phone_number_verified", "real_name_verified", "id_type", "id_number", "user_type", "unit_name",
+            "uscc", "unit_type", "handler_name", "handler_id_type", "handler_id_number",
         ],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

@@ -27,7 +27,7 @@ from .keys import key_store
 
 @dataclass(frozen=True)
 class Interaction:
-    prompt: str  # "create", "login", "mfa" or "consent"
+    prompt: str  # "create", "login", "user_type", "mfa" or "consent"
     reason: str
 
 
@@ -81,6 +81,14 @@ def requested_acr_values() -> list[str]:
     return request.values.get("acr_values", "").split()
 
 
+def _user_type(client: Client, scopes: set[str], login) -> Interaction | None:
+    """允许登录的用户类型: a system for persons issues no code to a unit's account, and vice versa."""
+    user = login.user
+    if user is None or client.accepts(user.user_type or "personal"):
+        return None
+    return Interaction("user_type", user.user_type or "personal")
+
+
 def _second_factor(client, scopes, login) -> Interaction | None:
     """acr_values naming the MFA level: met by a login whose acr is one the relying system
     listed; otherwise the citizen steps up, or, with nothing enrolled, cannot."""
@@ -107,9 +115,10 @@ def _consent(client: Client, scopes: set[str], login) -> Interaction | None:
 
 
 # order matters: registration when asked for, then login checks (each needs the previous to have
-# passed), then the second factor a relying system asked for, then consent
+# passed), then whether this kind of account may use the system, then the second factor a relying
+# system asked for, then consent
 POLICY: list[Callable[..., Interaction | None]] = [
-    _prompt_create, _no_session, _prompt_login, _max_age, _id_token_hint, _second_factor, _consent,
+    _prompt_create, _no_session, _prompt_login, _max_age, _id_token_hint, _user_type, _second_factor, _consent,
 ]
 
 

@@ -18,6 +18,7 @@ from ..security import add_form_target_source, allow_form_target
 from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, resume_after_login
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
+from ..services.admin.clients import USER_TYPE_LABELS
 from .claims import SCOPE_LABELS
 from .discovery import provider_metadata
 from .interaction import (UnmetAuthenticationRequirementsError, needed_interaction, requested_prompts,
@@ -64,6 +65,16 @@ def authorize():
         if hint := request.values.get("login_hint"):
             session["login_hint"] = hint[:32]
         return redirect(url_for("auth.login"))
+    if needed is not None and needed.prompt == "user_type":
+        if "none" in prompts:
+            raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
+        # no code: the page says which kind of account this system accepts, and offers to sign
+        # in with one (the request resumes after that login)
+        ask_login_then_resume(resume_url_after_login())
+        accepted = client.allowed_user_types
+        return render_template("oauth/user_type.html", client=client, accepted=USER_TYPE_LABELS[accepted],
+                               current=USER_TYPE_LABELS[needed.reason],
+                               login_tab="unit" if accepted == "unit" else None), 403
     if needed is not None and needed.prompt == "mfa":
         state = grant.request.payload.state
         if needed.reason == "no_factor":

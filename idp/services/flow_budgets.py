@@ -32,6 +32,11 @@ class TooManyBankChecks(UserError):
     status = 429
 
 
+class TooManyRegistryChecks(UserError):
+    message = "单位登记信息核验次数过多，请稍后{again}"
+    status = 429
+
+
 class TooManyFailuresInFlow(UserError):
     """The flow's last allowed proof failed (or a parallel request took it): the flow ends."""
 
@@ -86,6 +91,7 @@ class FlowBudget:
 
 SMS_PER_FLOW = FlowBudget("FLOW_SMS_LIMIT", TooManySmsInFlow)
 BANK_CHECKS_PER_FLOW = FlowBudget("FLOW_BANK_CHECK_LIMIT", TooManyBankChecks)
+REGISTRY_CHECKS_PER_FLOW = FlowBudget("FLOW_REGISTRY_CHECK_LIMIT", TooManyRegistryChecks)
 FAILURES_PER_FLOW = FlowBudget("FLOW_FAILURE_LIMIT", TooManyFailuresInFlow)
 DOCUMENT_CHECKS_PER_CAPTCHA = FlowBudget("DOCUMENT_CHECKS_PER_CAPTCHA", TooManyDocumentChecks)
 DOCUMENT_CHECKS_PER_IP = FlowBudget("DOCUMENT_CHECK_IP_LIMIT", TooManyAttempts)  # per client IP, not per flow

@@ -87,7 +87,9 @@ def test_production_refuses_an_alphabet_the_audio_cannot_read(monkeypatch):
     for name, value in (("IDP_DATABASE_URL", "postgresql+psycopg://idp@db/idp"), ("IDP_REDIS_URL", "redis://cache"),
                         ("IDP_ISSUER", "https://id.example.gov.cn"), ("IDP_SECRET_KEY", "x" * 40),
                         ("IDP_BANK_URL", "https://bank-verify.example.gov.cn"), ("IDP_SMS_BACKEND", "http"),
-                        ("IDP_BANK_SECRET", "agreed-with-the-bank-platform-" + "z" * 16), ("IDP_PII_KEY", "33" * 32)):
+                        ("IDP_BANK_SECRET", "agreed-with-the-bank-platform-" + "z" * 16), ("IDP_PII_KEY", "33" * 32),
+                        ("IDP_REGISTRY_URL", "https://registry-verify.example.gov.cn"),
+                        ("IDP_REGISTRY_SECRET", "agreed-with-the-registry-" + "r" * 16)):
         monkeypatch.setenv(name, value)
     load_config("production")
     monkeypatch.setenv("IDP_CAPTCHA_ALPHABET", "abcdefghjk")

@@ -15,7 +15,7 @@ def test_production_refuses_to_start_without_real_settings(monkeypatch):
         load_config("production")
     message = str(info.value)
     for expected in ("IDP_DATABASE_URL", "IDP_REDIS_URL", "IDP_ISSUER must be an https", "IDP_SECRET_KEY",
-                     "IDP_BANK_URL"):
+                     "IDP_BANK_URL", "IDP_REGISTRY_URL"):
         assert expected in message
 
 
@@ -28,6 +28,7 @@ def test_production_refuses_the_fixed_captcha(monkeypatch):
     monkeypatch.setenv("IDP_SMS_BACKEND", "http")
     monkeypatch.setenv("IDP_BANK_SECRET", "agreed-with-the-bank-platform-" + "z" * 16)
     monkeypatch.setenv("IDP_PII_KEY", "33" * 32)
+    _set_registry(monkeypatch)
     config = load_config("production")  # complete and safe: accepted
     assert config.SECURE_COOKIES is True
     monkeypatch.setenv("IDP_CAPTCHA_FIXED", "1234")
@@ -42,14 +43,23 @@ def test_production_refuses_the_sandbox_bank_secret_and_a_missing_pii_key(monkey
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("IDP_BANK_SECRET", raising=False)
     monkeypatch.delenv("IDP_PII_KEY", raising=False)
+    monkeypatch.setenv("IDP_REGISTRY_URL", "https://registry-verify.example.gov.cn")
+    monkeypatch.delenv("IDP_REGISTRY_SECRET", raising=False)
     with pytest.raises(ConfigError) as refused:
         load_config("production")
     message = str(refused.value)
     assert "IDP_BANK_SECRET is the sandbox's published secret" in message
+    assert "IDP_REGISTRY_SECRET is the sandbox's published secret" in message
     assert "IDP_PII_KEY must hold the personal-data key" in message
     monkeypatch.setenv("IDP_BANK_SECRET", "agreed-with-the-bank-platform-" + "z" * 16)
     monkeypatch.setenv("IDP_PII_KEY", "33" * 32)
+    _set_registry(monkeypatch)
     load_config("production")
+
+
+def _set_registry(monkeypatch):
+    monkeypatch.setenv("IDP_REGISTRY_URL", "https://registry-verify.example.gov.cn")
+    monkeypatch.setenv("IDP_REGISTRY_SECRET", "agreed-with-the-registry-" + "r" * 16)
 
 
 def test_production_never_generates_a_pii_key_on_disk(tmp_path):

@@ -40,7 +40,7 @@ def test_the_id_token_carries_the_realname_claims_when_granted(signed_in_flow):
 def test_userinfo_gives_only_what_the_scope_grants(signed_in_flow):
     tokens = signed_in_flow.tokens(scope="openid")
     info = signed_in_flow.client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).get_json()
-    assert set(info) == {"sub"}
+    assert info == {"sub": info["sub"], "user_type": "personal"}
 
 
 def test_userinfo_without_or_with_a_bad_token(client):

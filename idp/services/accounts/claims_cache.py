@@ -40,7 +40,8 @@ _VERSION_SECONDS = 24 * 3600
 _CHANGED = "idp_users_changed"
 #: the columns a snapshot is made of: a change to any other (last login...) keeps it valid
 _WATCHED = ("status", "sub", "username", "name", "gender", "birthdate", "updated_at", "phone_enc",
-            "phone_verified", "real_name_verified", "id_type", "id_number_enc", "role")
+            "phone_verified", "real_name_verified", "id_type", "id_number_enc", "role", "user_type",
+            "unit_name", "uscc", "unit_type", "handler_id_type", "handler_id_number_enc")
 
 
 @dataclass
@@ -61,6 +62,13 @@ class CachedUser:
     real_name_verified: bool
     id_type: str | None
     id_number: str | None
+    # a unit account (单位用户): the unit, and its handler's document decrypted like the holder's
+    user_type: str = "personal"
+    unit_name: str | None = None
+    uscc: str | None = None
+    unit_type: str | None = None
+    handler_id_type: str | None = None
+    handler_id_number: str | None = None
 
     @property
     def is_active(self) -> bool:
@@ -76,6 +84,10 @@ class CachedUser:
             phone_verified=bool(user.phone_verified), real_name_verified=bool(user.real_name_verified),
             id_type=user.id_type,
             id_number=cipher.decrypt("id_number", user.id_number_enc) if user.id_number_enc else None,
+            user_type=user.user_type or "personal", unit_name=user.unit_name, uscc=user.uscc,
+            unit_type=user.unit_type, handler_id_type=user.handler_id_type,
+            handler_id_number=(cipher.decrypt("id_number", user.handler_id_number_enc)
+                               if user.handler_id_number_enc else None),
         )
 
     def seal(self, version: int) -> bytes:
@@ -95,7 +107,10 @@ class CachedUser:
             return None
         data["birthdate"] = date.fromisoformat(data["birthdate"]) if data["birthdate"] else None
         data["updated_at"] = datetime.fromtimestamp(data["updated_at"], timezone.utc)
-        return cls(**data)
+        try:
+            return cls(**data)
+        except TypeError:  # written by another version of this class: a miss
+            return None
 
 
 def keys_of(sub: str) -> tuple[str, str]:

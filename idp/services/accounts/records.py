@@ -16,6 +16,7 @@ from ..audit import events as audit
 from . import lockout
 from ..identity import passwords, pii
 from ..identity.rules import ID_TYPES, normalise_name, username_key, username_problem
+from ..identity.units import UnitInfo, UsccTaken
 
 
 @dataclass
@@ -34,6 +35,9 @@ class NewAccount:
     # set instead of ``password`` when the policy was checked and the hash made earlier (the
     # registration wizard hashes at step 1 so no plaintext password waits in its flow)
     password_hash: str | None = None
+    # a unit account (user_type "unit"): the unit as the registry confirmed it; ``name``, the
+    # document, phone and card are then its handler's (经办人)
+    unit: UnitInfo | None = None
 
     def __repr__(self) -> str:  # never print personal data or secrets
         return f"<NewAccount {self.username!r}>"
@@ -54,6 +58,10 @@ def find_by_document(id_type: str, id_number: str) -> User | None:
     )
 
 
+def find_by_uscc(code: str) -> User | None:
+    return db.session.scalar(select(User).where(User.uscc == (code or "").strip().upper()))
+
+
 def check_new_account(data: NewAccount) -> None:
     """Format, policy and uniqueness checks that need no external service."""
     if problem := username_problem(data.username):
@@ -66,7 +74,10 @@ def check_new_account(data: NewAccount) -> None:
         raise InvalidField("请选择证件类型", field="id_type")
     if not username_available(data.username):
         raise UsernameTaken()
-    if data.id_type and data.id_number and find_by_document(data.id_type, data.id_number):
+    if data.unit is not None:
+        if find_by_uscc(data.unit.uscc):
+            raise UsccTaken()
+    elif data.id_type and data.id_number and find_by_document(data.id_type, data.id_number):
         raise DocumentTaken()
 
 
@@ -93,7 +104,17 @@ def create_account(
         role=role,
         status=UserStatus.ACTIVE,
     )
-    if data.id_number:
+    if data.unit is not None:
+        # the handler's document is kept apart from the citizen-unique one (see models.User)
+        user.user_type = "unit"
+        user.id_type = None
+        user.unit_name, user.unit_id_type, user.uscc = data.unit.unit_name, data.unit.unit_id_type, data.unit.uscc
+        user.unit_type, user.legal_rep_name = data.unit.unit_type, data.unit.legal_rep_name
+        user.handler_id_type = data.id_type
+        if data.id_number:
+            user.handler_id_number_enc = box.encrypt("id_number", pii.normalise("id_number", data.id_number))
+            user.handler_id_number_hash = box.lookup_hash("id_number", data.id_number)
+    elif data.id_number:
         user.id_number_enc = box.encrypt("id_number", pii.normalise("id_number", data.id_number))
         user.id_number_hash = box.lookup_hash("id_number", data.id_number)
     if data.phone:
@@ -112,13 +133,15 @@ def create_account(
         text = str(exc.orig).lower()
         if "username" in text:
             raise UsernameTaken() from None
+        if data.unit is not None:
+            raise UsccTaken() from None
         raise DocumentTaken() from None
     audit.add("account.created", actor=actor or user.username, subject=user.sub)
     commit_keeping_loaded()  # callers go on with the new account (audit, login): no reload
     return user
 
 
-def authenticate(username: str, password: str) -> User:
+def authenticate(username: str, password: str, *, user_type: str | None = None) -> User:
     """Check a username and password.  A wrong password and an unknown name raise the same
     ``InvalidCredentials``; a name locked by failures (known or not) the same
     ``LoginTemporarilyLocked``; an operator's lock is named only after the right password.  The
@@ -126,7 +149,11 @@ def authenticate(username: str, password: str) -> User:
 
     The lockout slot is reserved before anything else (``lockout.attempt``): a locked name, or
     one whose every failure slot is taken by attempts still running, is refused before the
-    database or argon2 are asked; unknown names are counted like real ones."""
+    database or argon2 are asked; unknown names are counted like real ones.
+
+    ``user_type`` is the login page's tab (个人用户登录 ``personal``, 单位用户登录 ``unit``): an
+    account of the other kind is answered and counted exactly like a wrong password, so the tab
+    tells nothing about an account that a wrong password would not."""
     key = username_key(username or "")
     try:
         with lockout.attempt(key) as attempt:
@@ -137,9 +164,11 @@ def authenticate(username: str, password: str) -> User:
                 audit.add("login", "failure", actor=key[:64] or None, reason="unknown_user")
                 db.session.commit()
                 raise LoginTemporarilyLocked(locked_for) if locked_for else InvalidCredentials()
-            if not passwords.verify_password(user.password_hash, password or ""):
+            right = passwords.verify_password(user.password_hash, password or "")
+            if not right or (user_type is not None and user.user_type != user_type):
                 locked_for = attempt.failed()
-                audit.add("login", "failure", actor=user.username, subject=user.sub, reason="bad_password")
+                audit.add("login", "failure", actor=user.username, subject=user.sub,
+                          reason="bad_password" if not right else "wrong_user_type")
                 if locked_for:
                     audit.add("account.lockout", "success", actor="system", subject=user.sub,
                               seconds=locked_for)

@@ -26,7 +26,10 @@ from ..audit import events as audit
 from .staff import CLI_ACTOR, Actor, check_reason
 from .client_secrets import set_client_secret
 
-SUPPORTED_SCOPES = ("openid", "profile", "phone", "realname", "offline_access")
+# 允许登录的用户类型 of a relying system (the exam service and every system before units: persons)
+USER_TYPE_LABELS: dict[str, str] = {"personal": "个人用户", "unit": "单位用户", "both": "个人用户和单位用户"}
+USER_TYPE_CHOICES: dict[str, str] = {"personal": "个人", "unit": "单位", "both": "两者"}  # the console's words
+SUPPORTED_SCOPES = ("openid", "profile", "phone", "realname", "unit", "offline_access")
 SUPPORTED_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -97,6 +100,7 @@ class ClientSpec:
     refresh_token_lifetime: int | None = None
     description: str | None = None
     contacts: str | None = None  # where its users turn (phone, mail), one per line; shown on its users' pages
+    allowed_user_types: str = "personal"  # 允许登录的用户类型: personal, unit or both
 
 
 CONTACTS_MAX_LENGTH = 300
@@ -227,6 +231,8 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
     spec.contacts = "\n".join(line for line in lines if line) or None
     if spec.contacts and len(spec.contacts) > CONTACTS_MAX_LENGTH:
         raise InvalidField(f"联系方式不能超过{CONTACTS_MAX_LENGTH}个字", field="contacts")
+    if spec.allowed_user_types not in USER_TYPE_LABELS:
+        raise InvalidField("请选择允许登录的用户类型", field="allowed_user_types")
     return spec
 
 
@@ -244,6 +250,7 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         name=spec.name,
         description=spec.description,
         contacts=spec.contacts,
+        allowed_user_types=spec.allowed_user_types,
         client_type=spec.client_type,
         first_party=spec.first_party,
         redirect_uris=spec.redirect_uris,
@@ -312,13 +319,14 @@ def spec_of(client: Client) -> ClientSpec:
         refresh_token_lifetime=client.refresh_token_lifetime,
         description=client.description,
         contacts=client.contacts,
+        allowed_user_types=client.allowed_user_types or "personal",
     )
 
 
 # settings copied from a spec onto the client, in the order the audit event names them
 _EDITABLE = ("name", "description", "client_type", "redirect_uris", "post_logout_redirect_uris",
              "backchannel_logout_uri", "scope", "grant_types", "token_endpoint_auth_method", "first_party",
-             "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts")
+             "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts", "allowed_user_types")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 EVENT_NAMES: dict[str, str] = {
     # citizens: registration, login, the user centre
     "register": "用户注册",
+    "registry.check": "单位登记信息核验",
     "login": "登录",
     "logout": "退出登录",
     "logout.backchannel": "通知应用系统退出",

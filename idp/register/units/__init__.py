@@ -1,0 +1,1 @@
+"""单位用户注册: the forms of its own steps."""
