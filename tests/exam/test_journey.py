@@ -44,7 +44,8 @@ def test_register_from_the_exam_service_over_http(exam):
                                    "gender": citizen.gender, "birthdate": citizen.birthdate.isoformat(),
                                    "submit": "1"})
     assert step3.url == f"{exam.issuer}/register/verification", step3.text[:300]
-    verification = {"bank_code": citizen.bank_code, "card_number": citizen.card_number, "phone": citizen.phone}
+    verification = {"bank_code": citizen.bank_code, "card_number": citizen.card_number, "phone": citizen.phone,
+                    "consent": "y"}
     sent = browser.submit(step3, {**verification, "send_sms": "1"})
     assert "短信验证码已发送至" in sent.text
     landed = browser.submit(sent, {**verification, "sms_code": sms_code(exam.issuer, citizen.phone), "submit": "1"})
@@ -93,6 +94,7 @@ def test_candidate_journey_in_a_real_browser(exam):
         page.get_by_label("银行", exact=True).select_option(citizen.bank_code)
         page.get_by_label("银行账号", exact=True).fill(citizen.card_number)
         page.get_by_label("手机号码", exact=True).fill(citizen.phone)
+        page.locator("input[name=consent]").check()  # the card's separate consent
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile(r"短信验证码已发送至")).wait_for()
         page.get_by_label("短信验证码", exact=True).fill(sms_code(issuer, citizen.phone))

@@ -90,6 +90,7 @@ def test_every_page_fits_a_360px_phone(exam, citizen):
         page.get_by_label("银行", exact=True).select_option(registering.bank_code)
         page.get_by_label("银行账号", exact=True).fill(registering.card_number)
         page.get_by_label("手机号码", exact=True).fill(registering.phone)
+        page.locator("input[name=consent]").check()  # the card's separate consent
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile(r"短信验证码已发送至")).wait_for()
         check("register-3-sms-sent")

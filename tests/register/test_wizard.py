@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 
 from idp.extensions import db, redis_store
-from idp.models import AuditEvent, User
+from idp.models import AuditEvent, PrivacyConsent, User
 from idp.services.identity import pii
 
 from ..conftest import DEFAULT_PASSWORD
@@ -655,3 +655,49 @@ def test_sms_sends_are_limited_per_ip_across_both_buttons(keys_dir):
         assert wizard.verification(code="123456", phone="13900130001").status_code == 400
     finally:
         clean_external_db(app)
+
+
+# -- the separate consent for the bank card (PIPL Art. 29) -----------------------------------------------
+def _bank_calls(app) -> int:
+    with app.app_context():
+        from idp.services.verification.bank import bank_verifier
+
+        verifier = bank_verifier()
+        return verifier.session.get_adapter(verifier.url).app.calls
+
+
+def test_step_3_asks_for_the_card_consent_unticked_with_the_notice_linked(wizard, client):
+    wizard.through_identity()
+    html = client.get("/register/verification").data.decode()
+    box = re.search(r'<input[^>]*name="consent"[^>]*>', html).group(0)
+    assert 'type="checkbox"' in box and "checked" not in box
+    assert 'href="/privacy"' in html and "仅用于银行实名核验" in html
+
+
+def test_without_the_consent_nothing_goes_to_the_bank(app, wizard, client):
+    demo = CITIZENS["demo"]
+    wizard.through_identity(demo)
+    wizard.send_sms(demo.phone, bank_code=demo.bank_code, card_number=demo.card_number, consent=None)
+    before = _bank_calls(app)
+    response = wizard.verification(demo, consent=None)
+    assert response.status_code == 400
+    assert "请阅读《个人信息保护告知》并勾选同意后继续" in field_errors(response.data)
+    assert _bank_calls(app) == before and users_count(app) == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PrivacyConsent)) == 0
+    # the code was not spent on the refusal: ticking the box is all it takes
+    response = wizard.verification(demo)
+    assert response.status_code == 302, field_errors(response.data)
+    assert users_count(app) == 1
+
+
+def test_the_card_consent_is_recorded_with_the_notice_version_and_held_by_the_account(app, wizard):
+    app.config["PRIVACY_NOTICE_VERSION"] = "2026-12-test"
+    assert wizard.register().status_code == 302
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        [consent] = db.session.scalars(select(PrivacyConsent)).all()
+        assert (consent.user_id, consent.flow_ref) == (user.id, None)
+        assert (consent.purpose, consent.notice_version) == ("bank_card_realname", "2026-12-test")
+    assert [e.details.get("purpose") for e in audit_events(app, "privacy.consent_given")] == ["bank_card_realname"]
+    assert len(audit_events(app, "privacy.consent_claimed")) == 1
