@@ -99,10 +99,25 @@ def submit_identity(flow: Flow[RegistrationState], form: IdentityForm) -> Identi
 
 
 # -- step 3 --------------------------------------------------------------------------------------
-def send_code(flow: Flow[RegistrationState], phone: str) -> SmsSent:
+def send_code(flow: Flow[RegistrationState], phone: str, *, bank_code: str | None = None,
+              card_number: str | None = None, consent: bool = False) -> SmsSent:
+    """发送短信验证.  With the card typed and the consent given, the bank is asked first what card
+    it is: a credit, inactive or unknown card is refused before a code is spent on it.  The
+    lookup is paid from the flow's SMS budget (not given back on a refusal), so it cannot become a
+    free way to probe cards."""
     flow.require("verification")
     phone = check_mobile(phone)
+    card = None
+    if consent and (card_number or "").strip():
+        card = registration.check_card(bank_code, card_number or "")
     flow_budgets.SMS_PER_FLOW.take(flow.id, wording=WORDING)
+    if card is not None:
+        try:
+            registration.refuse_unusable_card(*card)
+        except BankUnavailable:
+            pass  # the lookup is a courtesy: 下一步's four-element check still decides
+        except UserError as exc:
+            _refuse(exc, flow.state.username)
     try:
         sent = SmsCode("register").send(phone, actor=flow.state.username)
     except UserError:

@@ -96,7 +96,9 @@ def verification(flow):
         # what identifies this flow's account, read now: finishing the flow clears it
         applicant = (flow.state.id_type, flow.state.id_number, flow.state.username)
         g.outage_page = lambda: _created_despite_outage(*applicant)
-    outcome = run_sms_step(form, send=lambda: send_code(flow, form.phone.data or ""),
+    outcome = run_sms_step(form, send=lambda: send_code(flow, form.phone.data or "", bank_code=form.bank_code.data,
+                                                         card_number=form.card_number.data,
+                                                         consent=bool(form.consent.data)),
                            submit=lambda: this.handler(flow, form))
     if outcome.done:
         return _after_registration(outcome.result, flow.id)
@@ -183,4 +185,7 @@ def send_sms():
     flow = REGISTRATION.load()
     if flow is None:
         return jsonify(error="flow_expired", message=FlowExpired.message), 400
-    return sms_json(lambda: send_code(flow, request.form.get("phone", "")), not_reached="请先完成前面的注册步骤")
+    values = request.form
+    return sms_json(lambda: send_code(flow, values.get("phone", ""), bank_code=values.get("bank_code"),
+                                      card_number=values.get("card_number"), consent=bool(values.get("consent"))),
+                    not_reached="请先完成前面的注册步骤")
