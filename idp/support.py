@@ -44,6 +44,13 @@ def pending_client_id() -> str | None:
     return values[0] if values else None
 
 
+def pending_client_name() -> str | None:
+    """The name of the relying system (its client record) whose authorization request waits."""
+    client_id = pending_client_id()
+    client = cached_client(client_id) if client_id else None
+    return client.name if client is not None and client.enabled else None
+
+
 def support_contacts() -> Contacts:
     desk = service_desk_lines()
     client_id = pending_client_id()

@@ -14,7 +14,8 @@ from .errors import PlatformUnavailable
 from .extensions import csrf
 from .forms import LogoutForm
 from .platform import complete_login, logout_form, logout_returned, start_login
-from .sessions import current_local_login, end_local_login, end_platform_sessions, start_local_login
+from .sessions import (current_local_login, end_local_login, end_platform_sessions, platform_session_ended,
+                       start_local_login)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def candidate_required(view):
 def index():
     if g.candidate is not None:
         return redirect(url_for("exam.candidate"))
-    return render_template("exam/login.html", links=_platform_links())
+    return render_template("exam/login.html", links=_platform_links(), platform_ended=platform_session_ended())
 
 
 @bp.get("/login")

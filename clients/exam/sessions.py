@@ -22,6 +22,7 @@ from .platform import PlatformLogin
 from .sealing import SealBroken, seal
 
 _TOKEN = "login"
+PLATFORM_ENDED = "platform_session_ended"  # the next page tells the candidate why they are signed out
 _TOUCH_EVERY = timedelta(seconds=60)  # idle timestamp written at most once a minute
 
 
@@ -70,6 +71,10 @@ def current_local_login() -> CandidateLogin | None:
         if row is not None:
             db.session.delete(row)
             db.session.commit()
+        else:
+            # the row went while the cookie still names it: only the platform's back-channel
+            # logout deletes it that way — the next page says so instead of silently signing out
+            session[PLATFORM_ENDED] = True
         session.pop(_TOKEN, None)
         return None
     if now - row.last_seen_at >= _TOUCH_EVERY:
@@ -77,6 +82,11 @@ def current_local_login() -> CandidateLogin | None:
         db.session.commit()
     g.local_login = row
     return row
+
+
+def platform_session_ended() -> bool:
+    """Once: whether the platform ended this browser's session since its last page."""
+    return bool(session.pop(PLATFORM_ENDED, False))
 
 
 def end_local_login() -> str | None:

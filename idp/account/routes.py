@@ -31,7 +31,9 @@ def password():
         g.user, form.current_password.data, form.new_password.data, form.confirm_password.data),
         secrets=("current_password", "new_password", "confirm_password"), on_fields=False)
     if outcome.done:
-        # every session ended, this one included: the user is logged out (系统返回未登录的状态)
+        # every session ended, this one included: the user is logged out (系统返回未登录的状态),
+        # and this very page's header must not still show them
+        g.user = None
         return render_template("account/password_changed.html")
     return render_template("account/password.html", form=form, error=outcome.error), outcome.status
 

@@ -22,6 +22,7 @@ from ..errors import UserError
 from ..models import User
 from ..register.forms import IdentityForm, LoginInfoForm, VerificationForm
 from ..services import flow_budgets, registration
+from ..services.accounts.privacy_consents import ConsentRequired, claim_consents, has_consent, record_consent
 from ..services.accounts.records import NewAccount
 from ..services.identity import passwords
 from ..services.identity.rules import BirthdateInvalid, Identity, check_mobile
@@ -32,11 +33,12 @@ from .base import Flow, FlowDefinition, Step
 
 AMR = ["pwd", "sms", "bank"]  # how the citizen proved themself by the end of the wizard
 WORDING = flow_budgets.Wording(task="本次注册", again="重新注册")
+CARD_CONSENT = "bank_card_realname"  # the purpose the citizen consents to at 填写验证信息
 
 # what 上一步 keeps of a step's form even when it does not validate yet
 DRAFT_FIELDS: dict[str, tuple[str, ...]] = {
     "identity": ("name", "id_type", "id_number", "gender", "birthdate"),
-    "verification": ("bank_code", "card_number", "phone"),
+    "verification": ("bank_code", "card_number", "phone", "consent"),
 }
 
 
@@ -97,10 +99,25 @@ def submit_identity(flow: Flow[RegistrationState], form: IdentityForm) -> Identi
 
 
 # -- step 3 --------------------------------------------------------------------------------------
-def send_code(flow: Flow[RegistrationState], phone: str) -> SmsSent:
+def send_code(flow: Flow[RegistrationState], phone: str, *, bank_code: str | None = None,
+              card_number: str | None = None, consent: bool = False) -> SmsSent:
+    """发送短信验证.  With the card typed and the consent given, the bank is asked first what card
+    it is: a credit, inactive or unknown card is refused before a code is spent on it.  The
+    lookup is paid from the flow's SMS budget (not given back on a refusal), so it cannot become a
+    free way to probe cards."""
     flow.require("verification")
     phone = check_mobile(phone)
+    card = None
+    if consent and (card_number or "").strip():
+        card = registration.check_card(bank_code, card_number or "")
     flow_budgets.SMS_PER_FLOW.take(flow.id, wording=WORDING)
+    if card is not None:
+        try:
+            registration.refuse_unusable_card(*card)
+        except BankUnavailable:
+            pass  # the lookup is a courtesy: 下一步's four-element check still decides
+        except UserError as exc:
+            _refuse(exc, flow.state.username)
     try:
         sent = SmsCode("register").send(phone, actor=flow.state.username)
     except UserError:
@@ -110,11 +127,22 @@ def send_code(flow: Flow[RegistrationState], phone: str) -> SmsSent:
     return sent
 
 
+def give_card_consent(flow: Flow[RegistrationState], ticked: bool) -> None:
+    """The separate consent to use the card for the real-name check only (PIPL Art. 29): without
+    it the card goes nowhere; with it, it is recorded once per flow (with the notice's version)
+    and handed to the account the flow creates."""
+    if not ticked:
+        raise ConsentRequired()
+    if not has_consent(flow.id, CARD_CONSENT):
+        record_consent(flow.id, purpose=CARD_CONSENT)
+
+
 def submit_verification(flow: Flow[RegistrationState], form: VerificationForm) -> User:
     flow.require("verification")
     state = flow.state
     info = registration.check_verification_info(form.bank_code.data, form.card_number.data, form.phone.data)
     try:
+        give_card_consent(flow, bool(form.consent.data))  # before the code is spent or the bank asked
         prove(SmsCode("register"), phone=info.phone, code=form.sms_code.data or "",
               requested=state.sms_phone, proven=state.phone_verified)
         state.phone_verified = info.phone  # proven: the citizen may go back and fix their identity
@@ -134,6 +162,7 @@ def submit_verification(flow: Flow[RegistrationState], form: VerificationForm) -
     except BankUnavailable:
         flow_budgets.BANK_CHECKS_PER_FLOW.give_back(flow.id)  # the bank never answered: not a check
         raise
+    claim_consents(flow.id, user)
     flow.finish(username=user.username)
     return user
 

@@ -4,7 +4,7 @@ the identity rules and registration services, so the CLI and these pages say the
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, RadioField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length
 from wtforms.widgets import DateInput, TelInput
@@ -49,6 +49,8 @@ class VerificationForm(FlaskForm):
                         render_kw={"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20})
     sms_code = StringField("短信验证码", validators=[sms_code_length()],
                            render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6})
+    # separate consent (PIPL Art. 29): a card number is sensitive personal information
+    consent = BooleanField("我已阅读《个人信息保护告知》，同意平台将银行卡号仅用于银行实名核验")
     send_sms = SubmitField("发送短信验证", render_kw={"formnovalidate": True})
     back = SubmitField("上一步", render_kw={"formnovalidate": True})
     submit = SubmitField("下一步")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
 
 from ..errors import UserError, UsernameTaken
 from ..extensions import limiter
@@ -21,8 +21,9 @@ from ..services import registration
 from ..services.verification.bank import BankIdentityMismatch
 from ..services.identity.rules import check_card_number, username_key
 from ..services.accounts.records import find_by_document
-from ..services.accounts.resume import pop_resume_url
+from ..services.accounts.resume import peek_resume_url, pop_resume_url
 from ..services.accounts.sessions import start_login
+from ..support import pending_client_name
 
 bp = Blueprint("register", __name__, url_prefix="/register")
 bp.context_processor(rules_context)
@@ -95,10 +96,12 @@ def verification(flow):
         # what identifies this flow's account, read now: finishing the flow clears it
         applicant = (flow.state.id_type, flow.state.id_number, flow.state.username)
         g.outage_page = lambda: _created_despite_outage(*applicant)
-    outcome = run_sms_step(form, send=lambda: send_code(flow, form.phone.data or ""),
+    outcome = run_sms_step(form, send=lambda: send_code(flow, form.phone.data or "", bank_code=form.bank_code.data,
+                                                         card_number=form.card_number.data,
+                                                         consent=bool(form.consent.data)),
                            submit=lambda: this.handler(flow, form))
     if outcome.done:
-        return _after_registration(outcome.result)
+        return _after_registration(outcome.result, flow.id)
     return _render("verification", outcome.status, form=form, error=outcome.error,
                    sms_status=outcome.sms_status, card_warning=_card_warning(form),
                    bank_identity_mismatch=isinstance(outcome.failure, BankIdentityMismatch))
@@ -107,17 +110,33 @@ def verification(flow):
 @bp.get("/done")
 @REGISTRATION.guard("done")
 def done(flow):
-    return _render("done", username=flow.state.username)
+    return _render("done", username=flow.state.username, returning_to=_returning_to(),
+                   resume_pending=bool(g.get("user") and peek_resume_url()))
 
 
-def _after_registration(user):
-    """Back to the relying system that sent the citizen, signed in; otherwise 注册成功."""
-    resume = pop_resume_url()
-    if resume:
+@bp.get("/continue")
+def continue_sign_in():
+    """注册成功's 返回<系统>: the authorization request the citizen came with resumes (they are
+    signed in already); without one, the user centre."""
+    return redirect(pop_resume_url() or url_for("account.home"))
+
+
+def _after_registration(user, flow_id: str):
+    """注册成功 is a page of its own, always.  A citizen sent by a relying system is signed in at
+    once, and the page's 返回<系统> button continues the authorization request they came with;
+    anyone else is offered the login, their new username filled in."""
+    if peek_resume_url():
         start_login(user, amr=list(AMR))
-        return redirect(resume)
-    session["login_hint"] = user.username  # the login page offers the new username
+        session[REGISTRATION.session_key] = flow_id  # the login's fresh session keeps the finished flow
+    else:
+        session["login_hint"] = user.username  # the login page offers the new username
     return redirect(REGISTRATION.url_for("done"))
+
+
+def _returning_to() -> str | None:
+    """The name of the relying system whose authorization request waits, when the citizen is
+    signed in to continue it."""
+    return pending_client_name() if g.get("user") else None
 
 
 def _created_despite_outage(id_type: str | None, id_number: str | None, username: str | None):
@@ -166,4 +185,7 @@ def send_sms():
     flow = REGISTRATION.load()
     if flow is None:
         return jsonify(error="flow_expired", message=FlowExpired.message), 400
-    return sms_json(lambda: send_code(flow, request.form.get("phone", "")), not_reached="请先完成前面的注册步骤")
+    values = request.form
+    return sms_json(lambda: send_code(flow, values.get("phone", ""), bank_code=values.get("bank_code"),
+                                      card_number=values.get("card_number"), consent=bool(values.get("consent"))),
+                    not_reached="请先完成前面的注册步骤")

@@ -27,8 +27,10 @@ from ..services.verification.bank import (
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    CARD_LOOKUP_PATH,
     VERIFY_PATH,
     BankOutcome,
+    CardKind,
     request_signature,
     response_signature,
     signature_matches,
@@ -75,7 +77,7 @@ def _same_name(a: str, b: str) -> bool:
 
 
 class BankSandbox:
-    """WSGI app: ``POST /v1/verifications`` and ``GET /health``."""
+    """WSGI app: ``POST /v1/verifications``, ``POST /v1/cards/lookup`` and ``GET /health``."""
 
     def __init__(self, records: list[BankRecord], secret: str, *, latency: float = 0.0, clock=time.time):
         self.cards = {(r.bank, r.card_number): r for r in records}
@@ -85,8 +87,10 @@ class BankSandbox:
         self._seen: dict[str, float] = {}  # request id → when it may be forgotten
         self._lock = threading.Lock()
         self.calls = 0  # verifications answered (tests assert "not called" / "called once")
+        self.lookups = 0  # card lookups answered
         self.url_map = Map([
             Rule(VERIFY_PATH, endpoint="verify", methods=["POST"]),
+            Rule(CARD_LOOKUP_PATH, endpoint="lookup", methods=["POST"]),
             Rule("/health", endpoint="health", methods=["GET"]),
         ])
 
@@ -113,6 +117,16 @@ class BankSandbox:
             return BankOutcome.PHONE_MISMATCH
         return BankOutcome.MATCH
 
+    def card_kind(self, bank: str, card_number: str) -> CardKind:
+        record = self.cards.get((bank, card_number))
+        if record is None:
+            return CardKind.UNKNOWN
+        if record.card_type == "credit":
+            return CardKind.CREDIT
+        if record.status != "active":
+            return CardKind.INACTIVE
+        return CardKind.DEBIT
+
     # -- WSGI ----------------------------------------------------------------------------------
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -127,6 +141,48 @@ class BankSandbox:
 
     def _health(self, request: Request) -> Response:
         return _json({"status": "ok", "records": len(self.cards)})
+
+    def _signed_request(self, request: Request, required: tuple[str, ...]) -> tuple[dict | None, Response | None]:
+        """The request's JSON values when it is signed, fresh, first seen and complete; else the
+        refusal to send."""
+        body = request.get_data(cache=True)
+        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+        request_id = request.headers.get(REQUEST_ID_HEADER, "")
+        expected = request_signature(self.secret, "POST", request.path, timestamp, request_id, body)
+        if not request_id or not signature_matches(expected, request.headers.get(SIGNATURE_HEADER)):
+            return None, _json({"error": "invalid_signature"}, 401)
+        now = self.clock()
+        if not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_CLOCK_SKEW:
+            return None, _json({"error": "stale_request"}, 401)
+        if not self._first_use(request_id, now):
+            return None, _json({"error": "replayed_request"}, 409)
+        try:
+            payload = json.loads(body)
+            values = {k: payload[k] for k in required}
+        except (ValueError, KeyError, TypeError):
+            return None, _json({"error": "invalid_request"}, 400)
+        if values["request_id"] != request_id or not all(isinstance(v, str) for v in values.values()):
+            return None, _json({"error": "invalid_request"}, 400)
+        return values, None
+
+    def _signed_answer(self, request_id: str, data: dict) -> Response:
+        answer = json.dumps({"request_id": request_id, **data}).encode()
+        answered_at = str(int(self.clock()))
+        response = Response(answer, 200, content_type="application/json")
+        response.headers[TIMESTAMP_HEADER] = answered_at
+        response.headers[SIGNATURE_HEADER] = response_signature(self.secret, 200, answered_at, request_id, answer)
+        return response
+
+    def _lookup(self, request: Request) -> Response:
+        values, refusal = self._signed_request(request, ("request_id", "bank", "card_number"))
+        if refusal is not None:
+            return refusal
+        if self.latency:
+            time.sleep(self.latency)
+        kind = self.card_kind(values["bank"], values["card_number"])
+        with self._lock:
+            self.lookups += 1
+        return self._signed_answer(values["request_id"], {"card": kind.value})
 
     def _verify(self, request: Request) -> Response:
         body = request.get_data(cache=True)

@@ -18,7 +18,7 @@ from ..models import User
 from .audit import events as audit
 from .identity import passwords
 from .accounts.records import NewAccount, check_new_account, create_account, find_by_document, username_available
-from .verification.bank import BankCheck, bank_verifier, raise_for
+from .verification.bank import BankCheck, bank_verifier, raise_for, raise_for_card
 from .verification.banks import BANKS
 from .identity.rules import (
     CardNumber,
@@ -93,6 +93,17 @@ def check_bank_code(bank_code: str | None) -> str:
 
 def check_verification_info(bank_code: str | None, card_number: str, phone: str) -> VerificationInfo:
     return VerificationInfo(check_bank_code(bank_code), check_card_number(card_number), check_mobile(phone))
+
+
+def check_card(bank_code: str | None, card_number: str) -> tuple[str, str]:
+    """The bank and card number of 填写验证信息, checked and canonical."""
+    return check_bank_code(bank_code), check_card_number(card_number).number
+
+
+def refuse_unusable_card(bank_code: str, card_number: str) -> None:
+    """Ask the bank what card this is (``POST /v1/cards/lookup``): a credit card, an inactive or
+    an unknown card gets the refusal the four-element check would give, before an SMS is sent."""
+    raise_for_card(bank_verifier().lookup_card(bank_code, card_number))
 
 
 def verify_phone_code(phone: str, code: str, *, actor: str | None = None) -> None:

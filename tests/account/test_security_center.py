@@ -19,6 +19,7 @@ def test_change_password_logs_out_everywhere(app, logged_in, user, signed_in_els
     response = change(logged_in, DEFAULT_PASSWORD, NEW_PASSWORD)
     assert response.status_code == 200
     assert "密码修改成功" in response.data.decode()
+    assert f'<span class="who">{user.username}</span>' not in response.data.decode()  # the header too
     assert logged_in.get("/account/").status_code == 302  # 系统返回未登录的状态
     assert signed_in_elsewhere.get("/account/").status_code == 302
     assert login(logged_in, user.username, DEFAULT_PASSWORD).status_code == 400

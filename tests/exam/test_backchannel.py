@@ -180,3 +180,14 @@ def test_a_replayed_logout_token_is_refused(exam, citizen):
 def test_missing_logout_token(exam):
     response = LogoutTokens(exam).post(None)
     assert response.status_code == 400 and response.json()["error"] == "invalid_request"
+
+
+def test_the_next_page_says_that_the_platform_session_ended(exam, citizen, two_sessions):
+    first, second, sids = two_sessions
+    ended = "您在统一用户平台的登录已结束"
+    tokens = LogoutTokens(exam)
+    assert tokens.post(tokens.sign(tokens.claims(sub=citizen["sub"], sid=sids[0]))).status_code == 200
+    page = first.get(f"{exam.exam.url}/candidate")
+    assert page.url == f"{exam.exam.url}/" and ended in page.text
+    assert ended not in first.get(f"{exam.exam.url}/").text  # said once
+    assert ended not in second.get(f"{exam.exam.url}/candidate").text  # the other session goes on

@@ -44,10 +44,15 @@ def test_register_from_the_exam_service_over_http(exam):
                                    "gender": citizen.gender, "birthdate": citizen.birthdate.isoformat(),
                                    "submit": "1"})
     assert step3.url == f"{exam.issuer}/register/verification", step3.text[:300]
-    verification = {"bank_code": citizen.bank_code, "card_number": citizen.card_number, "phone": citizen.phone}
+    verification = {"bank_code": citizen.bank_code, "card_number": citizen.card_number, "phone": citizen.phone,
+                    "consent": "y"}
     sent = browser.submit(step3, {**verification, "send_sms": "1"})
     assert "短信验证码已发送至" in sent.text
-    landed = browser.submit(sent, {**verification, "sms_code": sms_code(exam.issuer, citizen.phone), "submit": "1"})
+    done = browser.submit(sent, {**verification, "sms_code": sms_code(exam.issuer, citizen.phone), "submit": "1"})
+    # 注册成功 is seen: the advice on 密保问题, and the way back to the exam service, signed in
+    assert done.url == f"{exam.issuer}/register/done", done.text[:300]
+    assert "注册成功" in done.text and "密保工具" in done.text and "返回考生服务系统" in done.text
+    landed = browser.get(f"{exam.issuer}/register/continue")
 
     assert landed.url == f"{exam.exam.url}/candidate", landed.text[:300]
     assert citizen.name in landed.text and USERNAME in landed.text
@@ -93,11 +98,18 @@ def test_candidate_journey_in_a_real_browser(exam):
         page.get_by_label("银行", exact=True).select_option(citizen.bank_code)
         page.get_by_label("银行账号", exact=True).fill(citizen.card_number)
         page.get_by_label("手机号码", exact=True).fill(citizen.phone)
+        page.locator("input[name=consent]").check()  # the card's separate consent
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile(r"短信验证码已发送至")).wait_for()
         page.get_by_label("短信验证码", exact=True).fill(sms_code(issuer, citizen.phone))
         shot("2-verification")
         page.get_by_role("button", name="下一步").click()
+
+        # 注册成功, with the advice to set 密保问题 at once, then back to the exam service
+        page.wait_for_url(f"{issuer}/register/done")
+        assert page.get_by_role("link", name="“密保工具”").get_attribute("href") == "/account/security-questions"
+        shot("3-done")
+        page.get_by_role("link", name="返回考生服务系统").click()
 
         # back at the exam service, signed in, with the claims it received
         page.wait_for_url(f"{exam_url}/candidate")

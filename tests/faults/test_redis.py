@@ -128,7 +128,8 @@ def test_registration_that_failed_before_the_account_says_busy(fault_app, redis_
     from ..register.conftest import page_fields
 
     fields = page_fields(page.data)
-    fields.update(bank_code=demo.bank_code, card_number=demo.card_number, phone=demo.phone, sms_code=code, submit="1")
+    fields.update(bank_code=demo.bank_code, card_number=demo.card_number, phone=demo.phone, consent="y", sms_code=code,
+                  submit="1")
     redis_proxy.kill()
     response = wizard.client.post("/register/verification", data=fields)
     assert_unavailable_page(response)

@@ -99,7 +99,7 @@ def test_parallel_registration_posts_run_exactly_the_bank_budget(live_server, mo
     demo = CITIZENS["demo"]
     wizard.through_identity(demo)
     assert wizard.send_sms(demo.phone).status_code == 200
-    unknown_card = dict(bank_code=demo.bank_code, card_number="6217000000000000004", phone=demo.phone)
+    unknown_card = dict(bank_code=demo.bank_code, card_number="6217000000000000004", phone=demo.phone, consent="y")
     # proves the phone (the code is spent), one bank check: the card is unknown to the bank
     assert wizard.verification(demo, card_number=unknown_card["card_number"]).status_code == 400
 

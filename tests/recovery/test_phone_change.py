@@ -190,3 +190,23 @@ def test_changing_the_phone_leaves_the_password_and_sessions_alone(app, client, 
     assert elsewhere.get("/account/").status_code == 200
     assert login(app.test_client(), "wangxm", DEFAULT_PASSWORD).status_code == 302
     assert stored_user(app, account.id).phone_verified
+
+
+def test_the_link_sits_on_the_sms_page_of_both_recoveries_and_nowhere_else(client, recovery, demo_account):
+    """The guide's FAQ 10: 手机号已停用？ is on the 验证手机校验码 page of 忘记用户名 and of 忘记密码
+    (its 证件号码+手机验证码 page), the same link and the same advice under the code field."""
+    note = "如该手机号码已停用，请先到银行将银行卡预留手机号码改为新号码，再点击“手机号已停用？”更换手机号"
+    pages = {}
+    assert "手机号已停用" not in client.get("/recovery/username").data.decode()
+    recovery.username_identity()
+    pages["username"] = client.get("/recovery/username/sms").data.decode()
+    assert "手机号已停用" not in client.get("/recovery/password").data.decode()
+    recovery.password_username("wangxm")
+    assert "手机号已停用" not in client.get("/recovery/password/method").data.decode()
+    recovery.method("id_sms")
+    pages["password"] = client.get("/recovery/password/verify/id").data.decode()
+    for origin, page in pages.items():
+        link = f'<p class="stopped-phone"><a href="/recovery/phone/{origin}">手机号已停用？</a></p>'
+        assert page.count("手机号已停用？</a>") == 1 and link in page, origin
+        assert page.index('name="sms_code"') < page.index(link) < page.rindex('name="submit"'), origin
+        assert note in page, origin

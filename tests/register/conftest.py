@@ -126,6 +126,7 @@ class Wizard:
         return self.post("/register/identity", **data)
 
     def send_sms(self, phone: str, **data):
+        data.setdefault("consent", "y")  # the card's separate consent (consent=None: left unticked)
         return self.post("/register/verification", button="send_sms", phone=phone, **data)
 
     def outbox_code(self, phone: str) -> str:
@@ -135,7 +136,7 @@ class Wizard:
 
     def verification(self, citizen: SandboxCitizen | None = None, *, code: str | None = None, **overrides):
         c = citizen or CITIZENS["demo"]
-        data = dict(bank_code=c.bank_code, card_number=c.card_number, phone=c.phone)
+        data = dict(bank_code=c.bank_code, card_number=c.card_number, phone=c.phone, consent="y")
         data.update(overrides)
         if code is None:
             code = self.outbox_code(data["phone"])

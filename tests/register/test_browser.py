@@ -50,6 +50,7 @@ def test_register_through_three_steps_then_log_in(live_server):
         page.get_by_label("银行", exact=True).select_option(citizen.bank_code)
         page.get_by_label("银行账号", exact=True).fill(citizen.card_number)
         page.get_by_label("手机号码", exact=True).fill(citizen.phone)
+        page.locator("input[name=consent]").check()  # the card's separate consent
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile(r"短信验证码已发送至138\*\*\*\*8010")).wait_for()
         assert re.fullmatch(r"\d+秒后重新获取", page.locator("button[name=send_sms]").inner_text())

@@ -38,7 +38,13 @@ def test_register_from_a_relying_system_returns_there_signed_in(app, client, wiz
 
     registered = wizard.register(CITIZENS["demo"], username="fromexam1")
     assert registered.status_code == 302
-    resume = registered.headers["Location"]
+    # 注册成功 is a page of its own: the advice on 密保问题, and the way back to the relying system
+    assert registered.headers["Location"] == "/register/done"
+    done = client.get("/register/done").data.decode()
+    assert "注册成功" in done and "fromexam1" in done
+    assert "返回考生服务系统" in done and 'href="/register/continue"' in done
+    assert "密保工具" in done and 'href="/account/security-questions"' in done
+    resume = client.get("/register/continue").headers["Location"]
     assert resume.startswith("/oauth/authorize?") and f"client_id={rp.client_id}" in resume
     # signed in with how the citizen proved themself
     with client.session_transaction() as sess:
@@ -65,6 +71,8 @@ def test_without_a_pending_request_registration_does_not_sign_in(client, wizard)
 def test_a_protected_page_that_sent_the_citizen_to_login_is_resumed(client, wizard):
     assert client.get("/account/").headers["Location"] == "/login"  # remembers /account/
     registered = wizard.register(username="resumed1")
-    assert registered.headers["Location"] == "/account/"
+    assert registered.headers["Location"] == "/register/done"
+    assert ">继续</a>" in client.get("/register/done").data.decode()
+    assert client.get("/register/continue").headers["Location"] == "/account/"
     home = client.get("/account/")
     assert home.status_code == 200 and "resumed1" in home.data.decode()

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 
 from idp.extensions import db, redis_store
-from idp.models import AuditEvent, User
+from idp.models import AuditEvent, PrivacyConsent, User
 from idp.services.identity import pii
 
 from ..conftest import DEFAULT_PASSWORD
@@ -362,10 +362,10 @@ def test_phone_mismatch(app, wizard, citizens):
 def test_credit_card_refused(app, wizard, citizens):
     credit = citizens["credit"]
     wizard.through_identity(credit)
-    wizard.send_sms(credit.phone, bank_code=credit.bank_code, card_number=credit.card_number)
-    response = wizard.verification(credit)
-    assert response.status_code == 400
-    assert "该卡不是借记卡，不能用于实名认证，请使用所列银行的借记卡或深圳金融社保卡" in field_errors(response.data)
+    # refused at 发送短信验证 by the card lookup: no code is spent on a card the bank would refuse
+    sent = wizard.send_sms(credit.phone, bank_code=credit.bank_code, card_number=credit.card_number)
+    assert "该卡不是借记卡，不能用于实名认证，请使用所列银行的借记卡或深圳金融社保卡" in field_errors(sent.data)
+    assert wizard.verification(credit, code="123456").status_code == 400  # no code was sent
     assert users_count(app) == 0
 
 
@@ -384,9 +384,8 @@ def test_unknown_card_and_wrong_bank_refused(app, wizard, citizens):
 def test_inactive_card_refused(app, wizard, citizens):
     inactive = citizens["inactive"]
     wizard.through_identity(inactive)
-    wizard.send_sms(inactive.phone, bank_code=inactive.bank_code, card_number=inactive.card_number)
-    response = wizard.verification(inactive)
-    assert "该银行卡状态异常（未激活、已挂失或已销户），请使用所列银行的其他有效借记卡或深圳金融社保卡" in field_errors(response.data)
+    sent = wizard.send_sms(inactive.phone, bank_code=inactive.bank_code, card_number=inactive.card_number)
+    assert "该银行卡状态异常（未激活、已挂失或已销户），请使用所列银行的其他有效借记卡或深圳金融社保卡" in field_errors(sent.data)
     assert users_count(app) == 0
 
 
@@ -655,3 +654,116 @@ def test_sms_sends_are_limited_per_ip_across_both_buttons(keys_dir):
         assert wizard.verification(code="123456", phone="13900130001").status_code == 400
     finally:
         clean_external_db(app)
+
+
+# -- the separate consent for the bank card (PIPL Art. 29) -----------------------------------------------
+def _bank_calls(app) -> int:
+    with app.app_context():
+        from idp.services.verification.bank import bank_verifier
+
+        verifier = bank_verifier()
+        return verifier.session.get_adapter(verifier.url).app.calls
+
+
+def test_step_3_asks_for_the_card_consent_unticked_with_the_notice_linked(wizard, client):
+    wizard.through_identity()
+    html = client.get("/register/verification").data.decode()
+    box = re.search(r'<input[^>]*name="consent"[^>]*>', html).group(0)
+    assert 'type="checkbox"' in box and "checked" not in box
+    assert 'href="/privacy"' in html and "仅用于银行实名核验" in html
+
+
+def test_without_the_consent_nothing_goes_to_the_bank(app, wizard, client):
+    demo = CITIZENS["demo"]
+    wizard.through_identity(demo)
+    wizard.send_sms(demo.phone, bank_code=demo.bank_code, card_number=demo.card_number, consent=None)
+    before = _bank_calls(app)
+    response = wizard.verification(demo, consent=None)
+    assert response.status_code == 400
+    assert "请阅读《个人信息保护告知》并勾选同意后继续" in field_errors(response.data)
+    assert _bank_calls(app) == before and users_count(app) == 0
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PrivacyConsent)) == 0
+    # the code was not spent on the refusal: ticking the box is all it takes
+    response = wizard.verification(demo)
+    assert response.status_code == 302, field_errors(response.data)
+    assert users_count(app) == 1
+
+
+def test_the_card_consent_is_recorded_with_the_notice_version_and_held_by_the_account(app, wizard):
+    app.config["PRIVACY_NOTICE_VERSION"] = "2026-12-test"
+    assert wizard.register().status_code == 302
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        [consent] = db.session.scalars(select(PrivacyConsent)).all()
+        assert (consent.user_id, consent.flow_ref) == (user.id, None)
+        assert (consent.purpose, consent.notice_version) == ("bank_card_realname", "2026-12-test")
+    assert [e.details.get("purpose") for e in audit_events(app, "privacy.consent_given")] == ["bank_card_realname"]
+    assert len(audit_events(app, "privacy.consent_claimed")) == 1
+
+
+# -- the card lookup: a card the bank would refuse is refused before a code is spent ---------------------
+def _sandbox(app):
+    with app.app_context():
+        from idp.services.verification.bank import bank_verifier
+
+        verifier = bank_verifier()
+        return verifier.session.get_adapter(verifier.url).app
+
+
+def _outbox(client, phone: str) -> list:
+    return client.get("/dev/sms-outbox.json", query_string={"phone": phone}).get_json()["messages"]
+
+
+def test_credit_and_inactive_cards_are_refused_at_send_before_an_sms(app, wizard, client, citizens):
+    for key, message in (("credit", "该卡不是借记卡"), ("inactive", "该银行卡状态异常")):
+        card = citizens[key]
+        client.get("/register?restart=1")
+        wizard.through_identity(card, username=f"card{key}")
+        sent = wizard.send_sms(card.phone, bank_code=card.bank_code, card_number=card.card_number)
+        assert sent.status_code == 400
+        html = sent.data.decode()
+        assert any(message in e for e in field_errors(html))
+        assert "短信验证码已发送" not in html  # red and green never together
+        assert _outbox(client, card.phone) == []
+    assert _sandbox(app).calls == 0 and _sandbox(app).lookups == 2
+
+
+def test_a_debit_card_passes_the_lookup_and_the_code_is_sent(app, wizard, client, citizens):
+    demo = citizens["demo"]
+    wizard.through_identity(demo)
+    sent = wizard.send_sms(demo.phone, bank_code=demo.bank_code, card_number=demo.card_number)
+    assert sent.status_code == 200 and "短信验证码已发送" in sent.data.decode()
+    assert not field_errors(sent.data)
+    assert _sandbox(app).lookups == 1 and len(_outbox(client, demo.phone)) == 1
+
+
+def test_without_the_consent_the_card_is_not_looked_up(app, wizard, client, citizens):
+    credit = citizens["credit"]
+    wizard.through_identity(credit)
+    sent = wizard.send_sms(credit.phone, bank_code=credit.bank_code, card_number=credit.card_number, consent=None)
+    assert sent.status_code == 200
+    assert _sandbox(app).lookups == 0
+
+
+def test_the_json_send_button_refuses_a_credit_card_too(app, wizard, client, citizens):
+    credit = citizens["credit"]
+    wizard.through_identity(credit)
+    token = page_fields(client.get("/register/verification").data)["csrf_token"]
+    answer = client.post("/register/sms", data={"phone": credit.phone, "bank_code": credit.bank_code,
+                                               "card_number": credit.card_number, "consent": "y",
+                                               "csrf_token": token})
+    assert answer.status_code == 400 and "该卡不是借记卡" in answer.get_json()["message"]
+    assert _outbox(client, credit.phone) == []
+
+
+def test_the_card_lookup_is_signed_like_a_verification(app):
+    from idp.services.verification.bank import CARD_LOOKUP_PATH, CardKind, bank_verifier
+
+    with app.app_context():
+        verifier = bank_verifier()
+        assert verifier.lookup_card("CCB", CITIZENS["demo"].card_number) is CardKind.DEBIT
+        assert verifier.lookup_card("ICBC", CITIZENS["demo"].card_number) is CardKind.UNKNOWN
+        unsigned = verifier.session.post(verifier.lookup_url, json={"request_id": "x", "bank": "CCB",
+                                                                    "card_number": "1"})
+        assert unsigned.status_code == 401 and verifier.lookup_path == CARD_LOOKUP_PATH

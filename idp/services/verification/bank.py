@@ -53,6 +53,7 @@ from ..limits import Charge, ConcurrencyLimit, charged
 log = logging.getLogger(__name__)
 
 VERIFY_PATH = "/v1/verifications"
+CARD_LOOKUP_PATH = "/v1/cards/lookup"
 SIGNATURE_HEADER = "X-HRSS-Signature"
 TIMESTAMP_HEADER = "X-HRSS-Timestamp"
 REQUEST_ID_HEADER = "X-HRSS-Request-Id"
@@ -67,6 +68,15 @@ class BankOutcome(str, enum.Enum):
     CARD_NOT_DEBIT = "card_not_debit"
     CARD_NOT_FOUND = "card_not_found"
     CARD_INACTIVE = "card_inactive"
+
+
+class CardKind(str, enum.Enum):
+    """The card lookup's answer: what the bank knows of a card before any four-element check."""
+
+    DEBIT = "debit"  # a debit card or a Shenzhen financial social-security card
+    CREDIT = "credit"
+    INACTIVE = "inactive"  # not activated, reported lost, closed
+    UNKNOWN = "unknown"
 
 
 # -- what the citizen sees -----------------------------------------------------------------------
@@ -160,6 +170,18 @@ def raise_for(outcome: BankOutcome) -> None:
         raise FAILURES[outcome]()
 
 
+CARD_REFUSALS: dict[CardKind, type[BankCheckFailed]] = {
+    CardKind.CREDIT: BankCardNotDebit, CardKind.INACTIVE: BankCardInactive, CardKind.UNKNOWN: BankCardNotFound,
+}
+
+
+def raise_for_card(kind: CardKind) -> None:
+    """The refusal the four-element check would give this card anyway, said before an SMS code
+    is spent on it."""
+    if kind is not CardKind.DEBIT:
+        raise CARD_REFUSALS[kind]()
+
+
 # -- signing (shared with the sandbox: one contract, one implementation) --------------------------
 def _digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
@@ -195,6 +217,8 @@ class BankVerifier:
             raise ValueError("the bank verification secret (IDP_BANK_SECRET) is empty")
         self.url = base_url.rstrip("/") + VERIFY_PATH
         self.path = urlsplit(self.url).path
+        self.lookup_url = base_url.rstrip("/") + CARD_LOOKUP_PATH
+        self.lookup_path = urlsplit(self.lookup_url).path
         self.secret = secret
         self.timeout = timeout
         if session is None:
@@ -228,6 +252,63 @@ class BankVerifier:
         finally:
             if self._calls is not None:
                 self._calls.release()
+
+    def lookup_card(self, bank: str, card_number: str) -> CardKind:
+        """``POST /v1/cards/lookup``: whether the bank knows the card and of which kind, signed
+        like a verification.  Reads only, so it is safe to ask before an SMS code is spent."""
+        if self._calls is not None and not self._calls.acquire(blocking=False):
+            raise BankBusy()
+        try:
+            request_id = secrets.token_hex(16)
+            payload = {"request_id": request_id, "bank": bank, "card_number": card_number}
+            response = self._post(self.lookup_url, self.lookup_path, payload, request_id, "card lookup")
+            data = self._answer(response, request_id, "card lookup")
+            try:
+                return CardKind(data["card"])
+            except (ValueError, KeyError, TypeError):
+                log.error("bank card lookup answer not understood (request %s)", request_id)
+                raise BankUnavailable() from None
+        finally:
+            if self._calls is not None:
+                self._calls.release()
+
+    def _post(self, url: str, path: str, payload: dict, request_id: str, what: str) -> requests.Response:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Accept": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            REQUEST_ID_HEADER: request_id,
+            SIGNATURE_HEADER: request_signature(self.secret, "POST", path, timestamp, request_id, body),
+        }
+        try:
+            return self.session.post(url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
+        except requests.Timeout:
+            log.warning("bank %s timed out after %.1fs (request %s)", what, self.timeout, request_id)
+            raise BankUnavailable() from None
+        except requests.RequestException as exc:
+            log.warning("bank %s unreachable (request %s): %s", what, request_id, type(exc).__name__)
+            raise BankUnavailable() from None
+
+    def _answer(self, response: requests.Response, request_id: str, what: str) -> dict:
+        """The signed JSON answer to ``request_id``, or ``BankUnavailable``."""
+        if response.status_code != 200:
+            log.warning("bank %s answered HTTP %s (request %s)", what, response.status_code, request_id)
+            raise BankUnavailable()
+        timestamp = response.headers.get(TIMESTAMP_HEADER, "")
+        expected = response_signature(self.secret, 200, timestamp, request_id, response.content)
+        if not signature_matches(expected, response.headers.get(SIGNATURE_HEADER)):
+            log.error("bank %s answer has a bad signature (request %s)", what, request_id)
+            raise BankUnavailable()
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or data.get("request_id") != request_id:
+            log.error("bank %s answer not understood (request %s)", what, request_id)
+            raise BankUnavailable()
+        return data
 
     def _call(self, check: BankCheck) -> BankOutcome:
         request_id = secrets.token_hex(16)

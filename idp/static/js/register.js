@@ -97,6 +97,13 @@
         event.preventDefault();
         const body = new FormData();
         body.append("phone", phone.value);
+        // registration: the bank is asked what card it is before a code is spent (with consent)
+        for (const name of ["bank_code", "card_number"]) {
+          const input = smsForm.querySelector(`[name=${name}]`);
+          if (input) body.append(name, input.value);
+        }
+        const consent = smsForm.querySelector("input[name=consent]");
+        if (consent && consent.checked) body.append("consent", "y");
         const token = smsForm.querySelector("input[name=csrf_token]");
         if (token) body.append("csrf_token", token.value);
         button.disabled = true;
@@ -106,6 +113,8 @@
           });
           const data = await res.json().catch(() => ({}));
           if (res.ok && data.sent) {
+            // an earlier refusal (the bank's red error) does not stay beside the green 已发送
+            smsForm.closest("section")?.querySelectorAll(".alert-error, .field-error").forEach((e) => e.remove());
             show(data.message, true);
             countdown(data.resend_after || 60);
             const code = smsForm.querySelector("input[name=sms_code]");
