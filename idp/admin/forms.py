@@ -71,6 +71,11 @@ class ClientForm(ReasonMixin, FlaskForm):
                                              default="client_secret_basic", validate_choice=False)
     jwks = TextAreaField("公钥（JWKS）", render_kw={"rows": 3, "spellcheck": "false"})
     first_party = BooleanField("本局自有系统（用户登录时不再询问授权）")
+    subject_type = SelectField("用户标识（sub）类型", choices=[SelectChoice("public", "public：各系统相同"),
+                                                     SelectChoice("pairwise", "pairwise：按扇区各不相同")],
+                               default="public", validate_choice=False)
+    sector_identifier = StringField("扇区标识（主机名）", render_kw={"spellcheck": "false", "autocapitalize": "none"})
+    require_pushed_authorization_requests = BooleanField("授权请求须先推送（PAR）")
     access_token_lifetime = StringField("访问令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     refresh_token_lifetime = StringField("刷新令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     submit = SubmitField("保存")
@@ -92,6 +97,9 @@ class ClientForm(ReasonMixin, FlaskForm):
             refresh_token_lifetime=_seconds(self.refresh_token_lifetime.data, "refresh_token_lifetime", "刷新令牌有效期"),
             description=self.description.data,
             contacts=self.contacts.data,
+            subject_type=self.subject_type.data or "public",
+            sector_identifier=(self.sector_identifier.data or "").strip() or None,
+            require_pushed_authorization_requests=bool(self.require_pushed_authorization_requests.data),
         )
 
     def fill_from(self, spec: ClientSpec) -> None:
@@ -108,6 +116,9 @@ class ClientForm(ReasonMixin, FlaskForm):
         self.token_endpoint_auth_method.data = spec.token_endpoint_auth_method
         self.jwks.data = json.dumps(spec.jwks, ensure_ascii=False, indent=2) if spec.jwks else ""
         self.first_party.data = spec.first_party
+        self.subject_type.data = spec.subject_type
+        self.sector_identifier.data = spec.sector_identifier or ""
+        self.require_pushed_authorization_requests.data = spec.require_pushed_authorization_requests
         self.access_token_lifetime.data = str(spec.access_token_lifetime or "")
         self.refresh_token_lifetime.data = str(spec.refresh_token_lifetime or "")
 

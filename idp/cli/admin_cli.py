@@ -90,10 +90,15 @@ def clients_show(client_id) -> None:
 @click.option("--refresh-token-lifetime", type=int, default=None, help="seconds; 0 for the default")
 @click.option("--contacts", "contacts", multiple=True,
               help="replaces its contacts shown to its users (repeat per line; '' removes them)")
+@click.option("--subject-type", type=click.Choice(["public", "pairwise"]), default=None,
+              help="pairwise: a sub of its own per sector; changing it changes the subs the system knows")
+@click.option("--sector", default=None, help="the pairwise sector's host ('' : the redirect URIs' host)")
+@click.option("--require-par/--no-require-par", default=None, help="authorization requests only through /oauth/par")
 @_reason
 def clients_update(client_id, name, description, client_type, redirect_uris, post_logout_uris,
                    no_post_logout_redirect_uris, backchannel_logout_uri, scope, grant_types, auth_method,
-                   first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, contacts, reason) -> None:
+                   first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, contacts,
+                   subject_type, sector, require_par, reason) -> None:
     """Change a relying system's settings; what is not given stays as it is."""
     from ..services.admin.clients import get_client, parse_jwks, spec_of, update_client
 
@@ -130,6 +135,12 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
             changes["refresh_token_lifetime"] = refresh_token_lifetime or None
         if contacts:
             changes["contacts"] = "\n".join(contacts) or None
+        if subject_type is not None:
+            changes["subject_type"] = subject_type
+        if sector is not None:
+            changes["sector_identifier"] = sector or None
+        if require_par is not None:
+            changes["require_pushed_authorization_requests"] = require_par
         change = update_client(client_id, replace(spec, **changes), actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)

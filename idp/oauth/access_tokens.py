@@ -21,8 +21,9 @@ from joserfc.jws import extract_compact
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Client, User
+from ..models import Client, Token, User
 from .keys import key_store
+from .subjects import is_pairwise, subject_for
 from ..services.accounts.revocation import is_access_token_revoked
 
 AT_TYP = "at+jwt"
@@ -54,7 +55,7 @@ def issue_access_token(client: Client, user: User | None, scope: str, auth: dict
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer(),
-        "sub": user.sub if user else client.client_id,
+        "sub": subject_for(client, user) if user else client.client_id,
         "aud": issuer(),  # the provider's own resources (userinfo); RFC 8707 resources not used
         "client_id": client.client_id,
         "iat": now,
@@ -120,7 +121,12 @@ class AccessToken:
         if self.claims["sub"] == self.claims["client_id"]:
             return None
         if not hasattr(self, "_user"):
-            self._user = db.session.scalar(select(User).where(User.sub == self.claims["sub"]))
+            if is_pairwise(self.get_client()):
+                # a pairwise sub names nobody by itself: the token's own row says whose it is
+                query = select(User).join(Token, Token.user_id == User.id).where(Token.jti == self.claims["jti"])
+            else:
+                query = select(User).where(User.sub == self.claims["sub"])
+            self._user = db.session.scalar(query)
         return self._user
 
 

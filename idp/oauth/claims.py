@@ -12,6 +12,7 @@ from authlib.oidc.core import UserInfo
 
 from ..models import User
 from ..services.identity import pii
+from .subjects import subject_for
 
 SCOPE_LABELS: dict[str, str] = {
     "openid": "识别您的身份（用户标识）",
@@ -32,9 +33,10 @@ SCOPE_CLAIMS: dict[str, list[str]] = {
 _GENDER = {"M": "male", "F": "female"}
 
 
-def user_claims(user: User, scope: str | list[str]) -> UserInfo:
+def user_claims(user: User, scope: str | list[str], client=None) -> UserInfo:
+    """``client``: whose ``sub`` to give (pairwise subjects differ per sector)."""
     scopes = set(scope_to_list(scope) if isinstance(scope, str) else scope)
-    claims: dict = {"sub": user.sub}
+    claims: dict = {"sub": subject_for(client, user)}
     if "profile" in scopes:
         claims.update(
             name=user.name,

@@ -97,9 +97,33 @@ class ClientSpec:
     refresh_token_lifetime: int | None = None
     description: str | None = None
     contacts: str | None = None  # where its users turn (phone, mail), one per line; shown on its users' pages
+    subject_type: str = "public"  # or "pairwise": a sub of its own per sector (OpenID Connect Core 8.1)
+    sector_identifier: str | None = None  # the sector's host; default: the host all redirect URIs share
+    require_pushed_authorization_requests: bool = False  # RFC 9126
 
 
 CONTACTS_MAX_LENGTH = 300
+SUBJECT_TYPES = ("public", "pairwise")
+_SECTOR_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _resolve_sector(spec: ClientSpec) -> None:
+    """A pairwise client's sector: the host named explicitly, else the one host all its redirect
+    URIs share (OpenID Connect Core 8.1; a sector_identifier_uri is not fetched)."""
+    if spec.subject_type not in SUBJECT_TYPES:
+        raise InvalidField("用户标识类型须为 public 或 pairwise", field="subject_type")
+    sector = (spec.sector_identifier or "").strip().lower() or None
+    if spec.subject_type == "public":
+        spec.sector_identifier = None
+        return
+    if sector is None:
+        hosts = {(urlsplit(uri).hostname or "").lower() for uri in spec.redirect_uris}
+        if len(hosts) != 1 or not next(iter(hosts)):
+            raise InvalidField("回调地址不在同一主机上，请填写扇区标识（主机名）", field="sector_identifier")
+        sector = hosts.pop()
+    if not _SECTOR_RE.match(sector):
+        raise InvalidField("扇区标识须为主机名，例如 exam.example.gov.cn", field="sector_identifier")
+    spec.sector_identifier = sector
 
 
 def redirect_uri_problem(uri: str, label: str = "回调地址") -> str | None:
@@ -223,6 +247,8 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
     spec.description = (spec.description or "").strip() or None
     if spec.description and len(spec.description) > 500:
         raise InvalidField("说明不能超过500个字", field="description")
+    _resolve_sector(spec)
+    spec.require_pushed_authorization_requests = bool(spec.require_pushed_authorization_requests)
     lines = [line.strip() for line in (spec.contacts or "").splitlines()]
     spec.contacts = "\n".join(line for line in lines if line) or None
     if spec.contacts and len(spec.contacts) > CONTACTS_MAX_LENGTH:
@@ -255,6 +281,9 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         jwks=spec.jwks,
         access_token_lifetime=spec.access_token_lifetime,
         refresh_token_lifetime=spec.refresh_token_lifetime,
+        subject_type=spec.subject_type,
+        sector_identifier=spec.sector_identifier,
+        require_pushed_authorization_requests=spec.require_pushed_authorization_requests,
     )
     secret = None
     if spec.token_endpoint_auth_method in SECRET_AUTH_METHODS:
@@ -312,13 +341,17 @@ def spec_of(client: Client) -> ClientSpec:
         refresh_token_lifetime=client.refresh_token_lifetime,
         description=client.description,
         contacts=client.contacts,
+        subject_type=client.subject_type or "public",
+        sector_identifier=client.sector_identifier,
+        require_pushed_authorization_requests=bool(client.require_pushed_authorization_requests),
     )
 
 
 # settings copied from a spec onto the client, in the order the audit event names them
 _EDITABLE = ("name", "description", "client_type", "redirect_uris", "post_logout_redirect_uris",
              "backchannel_logout_uri", "scope", "grant_types", "token_endpoint_auth_method", "first_party",
-             "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts")
+             "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts", "subject_type",
+             "sector_identifier", "require_pushed_authorization_requests")
 
 
 @dataclass(frozen=True)
