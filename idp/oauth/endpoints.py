@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc6749.token_endpoint import TokenEndpoint
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
@@ -17,6 +18,7 @@ from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login, end_login
 from .access_tokens import issuer, verify_access_token
 from .claims import user_claims
+from .requests import push
 from .client_cache import cached_client
 from .subjects import is_pairwise, subject_for
 from .grants import sha256
@@ -89,6 +91,19 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         else:
             payload["sub"] = token.client_id
         return {k: v for k, v in payload.items() if v is not None}
+
+
+class PushedAuthorizationEndpoint(TokenEndpoint):
+    """RFC 9126: the client pushes its authorization request, authenticated as at the token
+    endpoint, and gets a single-use ``request_uri`` for the browser."""
+
+    ENDPOINT_NAME = "par"
+    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
+
+    def create_endpoint_response(self, request):
+        client = self.authenticate_endpoint_client(request)
+        body = push(client, request.payload.data)
+        return 201, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
 
 
 class UserInfoEndpoint(_UserInfoEndpoint):

@@ -28,6 +28,7 @@ from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
 from .access_tokens import issue_tokens, issuer
 from .claims import user_claims
+from .requests import spend_pushed_request
 from .subjects import subject_for
 from .keys import key_store
 from ..services.accounts.revocation import revoke_grant
@@ -85,6 +86,7 @@ class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
         return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
+        spend_pushed_request()  # one code per pushed request (RFC 9126 §4)
         login = current_login()
         payload = request.payload
         row = AuthorizationCode(
