@@ -155,6 +155,39 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
         click.echo("(the secret is shown only now; store it in the relying system's settings)")
 
 
+@clients_cli.command("export")
+@click.argument("client_id")
+def clients_export(client_id) -> None:
+    """Print a relying system's settings as JSON (no secret), for `idp clients import` elsewhere."""
+    from ..services.admin.clients import export_client
+
+    try:
+        document = export_client(client_id, actor=cli_actor())
+    except UserError as exc:
+        _refuse(exc)
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+@clients_cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@_reason
+def clients_import(file, reason) -> None:
+    """Create or update a relying system from an exported JSON file; prints a new secret once."""
+    from ..services.admin.clients import ImportInvalid, import_client
+
+    try:
+        try:
+            document = json.load(file)
+        except ValueError:
+            raise ImportInvalid("导入文件不是有效的 JSON") from None
+        client, secret, created = import_client(document, actor=cli_actor(), reason=reason)
+    except UserError as exc:
+        _refuse(exc)
+    click.echo(f"{'created' if created else 'updated'} {client.client_id}")
+    if secret:
+        click.echo(f"client_secret: {secret}")
+
+
 @clients_cli.command("disable")
 @click.argument("client_id")
 @_reason

@@ -466,3 +466,51 @@ def client_summary(client: Client) -> dict:
         updated_at=client.updated_at.isoformat() if client.updated_at else None,
     )
     return out
+
+
+# -- moving a registration between environments --------------------------------------------------
+EXPORT_FORMAT = "hrss-idp-client/1"
+_EXPORTED = tuple(f.name for f in fields(ClientSpec))
+
+
+def export_client(client_id: str, *, actor: Actor = CLI_ACTOR) -> dict:
+    """A relying system's settings as a JSON-ready dict: everything a registration needs, never
+    a secret (the target environment issues its own)."""
+    actor.require("clients.read")
+    spec = spec_of(get_client(client_id))
+    document = {"format": EXPORT_FORMAT, **{name: getattr(spec, name) for name in _EXPORTED}}
+    audit.add("client.exported", actor=actor.username, subject=client_id, client_id=client_id)
+    db.session.commit()
+    return document
+
+
+class ImportInvalid(InvalidField):
+    field = "document"
+
+
+def spec_from_export(document) -> ClientSpec:
+    """The spec an exported document describes; unknown fields are refused, not dropped."""
+    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+        raise ImportInvalid(f"不是应用系统导出文件（format 须为 {EXPORT_FORMAT}）")
+    unknown = sorted(set(document) - set(_EXPORTED) - {"format"})
+    if unknown:
+        raise ImportInvalid(f"导入文件含有不认识的字段：{'、'.join(unknown)}")
+    if not document.get("client_id"):
+        raise ImportInvalid("导入文件缺少 client_id")
+    values = {k: v for k, v in document.items() if k != "format"}
+    try:
+        return ClientSpec(**values)
+    except TypeError:
+        raise ImportInvalid("导入文件缺少必填字段（name）") from None
+
+
+def import_client(document, *, actor: Actor = CLI_ACTOR, reason: str) -> tuple[Client, str | None, bool]:
+    """Create or update the relying system an exported document describes, validated as the
+    form is; returns it, a new secret (shown once) or None, and whether it was created."""
+    spec = spec_from_export(document)
+    existing = db.session.scalar(select(Client).where(Client.client_id == spec.client_id))
+    if existing is None:
+        client, secret = create_client(spec, actor=actor, reason=reason)
+        return client, secret, True
+    change = update_client(spec.client_id, spec, actor=actor, reason=reason)
+    return change.client, change.secret, False
