@@ -51,6 +51,12 @@ def _seconds(text: str | None, field: str, label: str) -> int | None:
     return int(value)
 
 
+class ClientImportForm(ReasonMixin, FlaskForm):
+    document = TextAreaField("导出的配置（JSON）", validators=[InputRequired("请粘贴导出的 JSON")],
+                             render_kw={"rows": 10, "spellcheck": "false", "autocapitalize": "none"})
+    submit = SubmitField("导入")
+
+
 class ClientForm(ReasonMixin, FlaskForm):
     name = StringField("应用系统名称", validators=[InputRequired("请填写应用系统名称"), Length(max=100, message="应用系统名称不能超过100个字")])
     client_id = StringField("client_id", validators=[Length(max=64, message="client_id 不能超过64位")],

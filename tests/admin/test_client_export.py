@@ -58,3 +58,35 @@ def test_import_refuses_what_the_form_would(runner, tmp_path):
                                 "client_secret": "s"}), encoding="utf-8")
     result = runner.invoke(args=["clients", "import", str(path), "--reason", "测试导入"])
     assert result.exit_code != 0 and "client_secret" in result.output
+
+
+def test_console_exports_and_imports(app, admin):
+    from .conftest import text_of
+
+    created = admin.post("/admin/clients/new", {
+        "name": "医保系统", "client_id": "health-sys", "client_type": "confidential",
+        "redirect_uris": "https://a.health.example.test/cb\nhttps://b.health.example.test/cb",
+        "scopes": ["openid", "profile"], "grant_types": ["authorization_code"],
+        "token_endpoint_auth_method": "client_secret_basic", "subject_type": "pairwise",
+        "sector_identifier": "health.example.test", "require_pushed_authorization_requests": "y",
+        "reason": "工单 OA-2026-077 新系统接入"})
+    assert created.status_code == 200, text_of(created)[:400]
+    assert "导出配置" in admin.get("/admin/clients/health-sys").data.decode()
+    exported = admin.get("/admin/clients/health-sys/export.json")
+    assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
+    document = exported.get_json()
+    assert document["sector_identifier"] == "health.example.test"
+    assert document["require_pushed_authorization_requests"] is True
+    assert not any("secret" in key for key in document)
+
+    document["name"] = "医疗保障系统"
+    imported = admin.submit("/admin/clients/import", "/admin/clients/import",
+                            {"document": json.dumps(document, ensure_ascii=False), "reason": "从测试环境迁移配置"})
+    assert imported.status_code == 302, text_of(imported)[:400]
+    with app.app_context():
+        assert db.session.scalar(select(Client.name).where(Client.client_id == "health-sys")) == "医疗保障系统"
+
+    document["redirect_uris"] = ["http://evil.example.test/cb"]
+    refused = admin.submit("/admin/clients/import", "/admin/clients/import",
+                           {"document": json.dumps(document), "reason": "从测试环境迁移配置"})
+    assert refused.status_code == 400 and "https" in text_of(refused)
