@@ -24,25 +24,28 @@ def test_export_then_import_into_another_environment(app, runner, tmp_path, keys
     document = json.loads(exported.output)
     assert secret not in exported.output and "secret" not in " ".join(document)
     assert document["subject_type"] == "pairwise" and document["sector_identifier"] == "tax.example.test"
+    # the other environment: another database (here, under another client_id, as the test
+    # database may be one PostgreSQL shared by both apps)
+    document["client_id"] = "tax-system-prod"
     path = tmp_path / "tax.json"
-    path.write_text(exported.output, encoding="utf-8")
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
 
     other = make_app(keys_dir)
     result = other.test_cli_runner().invoke(args=["clients", "import", str(path), "--reason", "从测试环境迁移"])
     assert result.exit_code == 0, result.output
-    assert "created tax-system" in result.output and "client_secret:" in result.output
+    assert "created tax-system-prod" in result.output and "client_secret:" in result.output
     with other.app_context():
-        row = db.session.scalar(select(Client).where(Client.client_id == "tax-system"))
+        row = db.session.scalar(select(Client).where(Client.client_id == "tax-system-prod"))
         assert (row.name, row.subject_type, row.require_pushed_authorization_requests) == ("税务系统", "pairwise", True)
 
     # importing again updates; a changed document changes the registration
     document["name"] = "税务服务系统"
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     again = other.test_cli_runner().invoke(args=["clients", "import", str(path), "--reason", "更新名称"])
-    assert again.exit_code == 0 and "updated tax-system" in again.output
+    assert again.exit_code == 0 and "updated tax-system-prod" in again.output
     with other.app_context():
-        assert db.session.scalar(select(Client.name).where(Client.client_id == "tax-system")) == "税务服务系统"
-        events = db.session.scalars(select(AuditEvent.event).where(AuditEvent.client_id == "tax-system")).all()
+        assert db.session.scalar(select(Client.name).where(Client.client_id == "tax-system-prod")) == "税务服务系统"
+        events = db.session.scalars(select(AuditEvent.event).where(AuditEvent.client_id == "tax-system-prod")).all()
         assert {"client.created", "client.updated"} <= set(events)
     with app.app_context():
         assert "client.exported" in db.session.scalars(select(AuditEvent.event)).all()
