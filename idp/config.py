@@ -60,6 +60,9 @@ class BaseConfig:
     CLIENT_ASSERTION_JTI_TTL = 600  # private_key_jwt: an assertion's jti is single-use for this long
     BACKCHANNEL_LOGOUT_TIMEOUT = 3.0  # seconds for each relying system's back-channel logout call
     LOGOUT_TOKEN_LIFETIME = 120  # exp of a back-channel logout token
+    PAR_REQUEST_URI_LIFETIME = 90  # a pushed request's request_uri must be opened within this (expires_in)
+    PAR_CLAIMED_LIFETIME = 3600  # a pushed request a browser opened stays usable by it through login
+    REQUEST_OBJECT_LEEWAY = 30  # clock skew allowed on a request object's exp / nbf / iat
     CLIENT_CACHE_SECONDS = 5.0  # another process may use a changed client's old settings this long
     # how soon a process signs with a key rotated elsewhere (it re-reads the key index this
     # often); also the JWKS max-age, so a relying system's cached JWKS never misses a signing key

@@ -52,6 +52,12 @@ def _seconds(text: str | None, field: str, label: str) -> int | None:
     return int(value)
 
 
+class ClientImportForm(ReasonMixin, FlaskForm):
+    document = TextAreaField("导出的配置（JSON）", validators=[InputRequired("请粘贴导出的 JSON")],
+                             render_kw={"rows": 10, "spellcheck": "false", "autocapitalize": "none"})
+    submit = SubmitField("导入")
+
+
 class ClientForm(ReasonMixin, FlaskForm):
     name = StringField("应用系统名称", validators=[InputRequired("请填写应用系统名称"), Length(max=100, message="应用系统名称不能超过100个字")])
     client_id = StringField("client_id", validators=[Length(max=64, message="client_id 不能超过64位")],
@@ -74,6 +80,11 @@ class ClientForm(ReasonMixin, FlaskForm):
                                              default="client_secret_basic", validate_choice=False)
     jwks = TextAreaField("公钥（JWKS）", render_kw={"rows": 3, "spellcheck": "false"})
     first_party = BooleanField("本局自有系统（用户登录时不再询问授权）")
+    subject_type = SelectField("用户标识（sub）类型", choices=[SelectChoice("public", "public：各系统相同"),
+                                                     SelectChoice("pairwise", "pairwise：按扇区各不相同")],
+                               default="public", validate_choice=False)
+    sector_identifier = StringField("扇区标识（主机名）", render_kw={"spellcheck": "false", "autocapitalize": "none"})
+    require_pushed_authorization_requests = BooleanField("授权请求须先推送（PAR）")
     access_token_lifetime = StringField("访问令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     refresh_token_lifetime = StringField("刷新令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     submit = SubmitField("保存")
@@ -96,6 +107,9 @@ class ClientForm(ReasonMixin, FlaskForm):
             description=self.description.data,
             contacts=self.contacts.data,
             allowed_user_types=self.allowed_user_types.data or "personal",
+            subject_type=self.subject_type.data or "public",
+            sector_identifier=(self.sector_identifier.data or "").strip() or None,
+            require_pushed_authorization_requests=bool(self.require_pushed_authorization_requests.data),
         )
 
     def fill_from(self, spec: ClientSpec) -> None:
@@ -113,6 +127,9 @@ class ClientForm(ReasonMixin, FlaskForm):
         self.token_endpoint_auth_method.data = spec.token_endpoint_auth_method
         self.jwks.data = json.dumps(spec.jwks, ensure_ascii=False, indent=2) if spec.jwks else ""
         self.first_party.data = spec.first_party
+        self.subject_type.data = spec.subject_type
+        self.sector_identifier.data = spec.sector_identifier or ""
+        self.require_pushed_authorization_requests.data = spec.require_pushed_authorization_requests
         self.access_token_lifetime.data = str(spec.access_token_lifetime or "")
         self.refresh_token_lifetime.data = str(spec.refresh_token_lifetime or "")
 

@@ -6,6 +6,7 @@ carries ``@requires(permission)``; the blueprint refuses one that does not.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, Response, flash, g, redirect, render_template, request, stream_with_context, url_for
@@ -20,6 +21,7 @@ from .access import fail_closed, requires
 from .forms import (
     AuditFilterForm,
     ClientForm,
+    ClientImportForm,
     ClientSearchForm,
     ReasonForm,
     RoleForm,
@@ -112,6 +114,38 @@ def _client_page(client, *, status: int = 200, error: str | None = None, **forms
 @requires("clients.read")
 def client_show(client_id: str):
     return _client_page(clients.get_client(client_id))
+
+
+@bp.get("/clients/<client_id>/export.json")
+@requires("clients.read")
+def client_export(client_id: str):
+    document = clients.export_client(client_id, actor=_actor())
+    return Response(json.dumps(document, ensure_ascii=False, indent=2), mimetype="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="client-{client_id}.json"'})
+
+
+@bp.route("/clients/import", methods=["GET", "POST"])
+@requires("clients.write")
+def client_import():
+    form = ClientImportForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            try:
+                document = json.loads(form.document.data)
+            except ValueError:
+                raise clients.ImportInvalid("导入内容不是有效的 JSON") from None
+            client, secret, created = clients.import_client(document, actor=_actor(), reason=form.reason.data)
+        except UserError as exc:
+            db.session.rollback()
+            error = _show_error(form, exc)
+        else:
+            if secret:
+                return render_template("admin/clients/secret.html", client=client, secret=secret, created=created)
+            flash("已导入：" + ("新增应用系统" if created else "已更新应用系统"))
+            return redirect(url_for("admin.client_show", client_id=client.client_id))
+    status = 400 if form.is_submitted() else 200
+    return render_template("admin/clients/import.html", form=form, error=error), status
 
 
 @bp.route("/clients/<client_id>/edit", methods=["GET", "POST"])

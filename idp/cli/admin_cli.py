@@ -92,11 +92,15 @@ def clients_show(client_id) -> None:
               help="replaces its contacts shown to its users (repeat per line; '' removes them)")
 @click.option("--user-types", "allowed_user_types", type=click.Choice(["personal", "unit", "both"]), default=None,
               help="允许登录的用户类型: persons, units or both")
+@click.option("--subject-type", type=click.Choice(["public", "pairwise"]), default=None,
+              help="pairwise: a sub of its own per sector; changing it changes the subs the system knows")
+@click.option("--sector", default=None, help="the pairwise sector's host ('' : the redirect URIs' host)")
+@click.option("--require-par/--no-require-par", default=None, help="authorization requests only through /oauth/par")
 @_reason
 def clients_update(client_id, name, description, client_type, redirect_uris, post_logout_uris,
                    no_post_logout_redirect_uris, backchannel_logout_uri, scope, grant_types, auth_method,
                    first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, contacts,
-                   allowed_user_types, reason) -> None:
+                   allowed_user_types, subject_type, sector, require_par, reason) -> None:
     """Change a relying system's settings; what is not given stays as it is."""
     from ..services.admin.clients import get_client, parse_jwks, spec_of, update_client
 
@@ -135,6 +139,12 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
             changes["contacts"] = "\n".join(contacts) or None
         if allowed_user_types is not None:
             changes["allowed_user_types"] = allowed_user_types
+        if subject_type is not None:
+            changes["subject_type"] = subject_type
+        if sector is not None:
+            changes["sector_identifier"] = sector or None
+        if require_par is not None:
+            changes["require_pushed_authorization_requests"] = require_par
         change = update_client(client_id, replace(spec, **changes), actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)
@@ -147,6 +157,39 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
     if change.secret:
         click.echo(f"client_secret: {change.secret}")
         click.echo("(the secret is shown only now; store it in the relying system's settings)")
+
+
+@clients_cli.command("export")
+@click.argument("client_id")
+def clients_export(client_id) -> None:
+    """Print a relying system's settings as JSON (no secret), for `idp clients import` elsewhere."""
+    from ..services.admin.clients import export_client
+
+    try:
+        document = export_client(client_id, actor=cli_actor())
+    except UserError as exc:
+        _refuse(exc)
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+@clients_cli.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@_reason
+def clients_import(file, reason) -> None:
+    """Create or update a relying system from an exported JSON file; prints a new secret once."""
+    from ..services.admin.clients import ImportInvalid, import_client
+
+    try:
+        try:
+            document = json.load(file)
+        except ValueError:
+            raise ImportInvalid("导入文件不是有效的 JSON") from None
+        client, secret, created = import_client(document, actor=cli_actor(), reason=reason)
+    except UserError as exc:
+        _refuse(exc)
+    click.echo(f"{'created' if created else 'updated'} {client.client_id}")
+    if secret:
+        click.echo(f"client_secret: {secret}")
 
 
 @clients_cli.command("disable")

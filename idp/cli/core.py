@@ -109,9 +109,14 @@ def keys_list() -> None:
               help="where its users turn when registration still fails, e.g. '电话：0755-88100099' (repeat per line)")
 @click.option("--user-types", "allowed_user_types", type=click.Choice(["personal", "unit", "both"]),
               default="personal", show_default=True, help="允许登录的用户类型: persons, units or both")
+@click.option("--subject-type", type=click.Choice(["public", "pairwise"]), default="public",
+              help="pairwise: a sub of its own per sector (OpenID Connect Core 8.1)")
+@click.option("--sector", default=None, help="the pairwise sector's host (default: the redirect URIs' host)")
+@click.option("--require-par", is_flag=True, help="authorization requests only through /oauth/par (RFC 9126)")
 @click.option("--json", "as_json", is_flag=True)
 def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, scope, grant_types,
-                auth_method, public, service, first_party, client_id, contacts, allowed_user_types, as_json) -> None:
+                auth_method, public, service, first_party, client_id, contacts, allowed_user_types, subject_type,
+                sector, require_par, as_json) -> None:
     """Register a relying system; prints client_id and the secret (shown once)."""
     from ..services.admin.staff import cli_actor
     from ..services.admin.clients import ClientSpec, create_client
@@ -130,6 +135,9 @@ def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, s
         client_id=client_id,
         contacts="\n".join(contacts) or None,
         allowed_user_types=allowed_user_types,
+        subject_type=subject_type,
+        sector_identifier=sector,
+        require_pushed_authorization_requests=require_par,
     )
     try:
         client, secret = create_client(spec, actor=cli_actor())

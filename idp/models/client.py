@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 
 from authlib.oauth2.rfc6749 import ClientMixin, list_to_scope, scope_to_list
-from sqlalchemy import JSON, Boolean, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -46,6 +46,12 @@ class Client(db.Model, ClientMixin):
     redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(512))
+    # OpenID Connect Core 8.1: "pairwise" gives each sector its own sub for the same person, so
+    # systems of different departments cannot join their users by sub
+    subject_type: Mapped[str] = mapped_column(String(16), default="public", server_default="public", nullable=False)
+    sector_identifier: Mapped[str | None] = mapped_column(String(255))  # a host name, set when pairwise
+    # RFC 9126: this client's authorization requests must come through /oauth/par
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     scope: Mapped[str] = mapped_column(String(512), default="openid profile")
     grant_types: Mapped[list] = mapped_column(JSON, default=lambda: ["authorization_code", "refresh_token"])
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")

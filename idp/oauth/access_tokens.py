@@ -21,10 +21,11 @@ from joserfc.jws import extract_compact
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Client, User
+from ..models import Client, Token, User
 from .keys import key_store
 from ..services.accounts import claims_cache
 from ..services.accounts.revocation import check_access_token
+from .subjects import is_pairwise, subject_for
 
 AT_TYP = "at+jwt"
 
@@ -55,7 +56,7 @@ def issue_access_token(client: Client, user: User | None, scope: str, auth: dict
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer(),
-        "sub": user.sub if user else client.client_id,
+        "sub": subject_for(client, user) if user else client.client_id,
         "aud": issuer(),  # the provider's own resources (userinfo); RFC 8707 resources not used
         "client_id": client.client_id,
         "iat": now,
@@ -134,6 +135,11 @@ class AccessToken:
         if not self._for_user():
             return None
         if not hasattr(self, "_user"):
+            if is_pairwise(self.get_client()):
+                # a pairwise sub names nobody by itself: the token's own row says whose it is
+                self._user = db.session.scalar(
+                    select(User).join(Token, Token.user_id == User.id).where(Token.jti == self.claims["jti"]))
+                return self._user
             sub = self.claims["sub"]
             version, snapshot = self._redis_state()[1]
             user = claims_cache.cached_user(sub, version, snapshot)

@@ -13,6 +13,7 @@ from authlib.oidc.core import UserInfo
 from ..models import User
 from ..services.accounts.claims_cache import CachedUser
 from ..services.identity import pii
+from .subjects import subject_for
 
 SCOPE_LABELS: dict[str, str] = {
     "openid": "识别您的身份（用户标识）",
@@ -36,10 +37,11 @@ SCOPE_CLAIMS: dict[str, list[str]] = {
 _GENDER = {"M": "male", "F": "female"}
 
 
-def user_claims(user: User | CachedUser, scope: str | list[str]) -> UserInfo:
+def user_claims(user: User | CachedUser, scope: str | list[str], client=None) -> UserInfo:
+    """``client``: whose ``sub`` to give (pairwise subjects differ per sector)."""
     scopes = set(scope_to_list(scope) if isinstance(scope, str) else scope)
     # personal | unit: a relying system that serves both tells them apart without another scope
-    claims: dict = {"sub": user.sub, "user_type": user.user_type or "personal"}
+    claims: dict = {"sub": subject_for(client, user), "user_type": user.user_type or "personal"}
     if "profile" in scopes:
         claims.update(
             name=user.name,

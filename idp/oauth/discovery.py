@@ -6,6 +6,7 @@ from flask import current_app
 
 from ..services.admin.clients import SUPPORTED_SCOPES
 from ..services.accounts.sessions import ACR_VALUES
+from .requests import REQUEST_OBJECT_ALGS
 
 
 def provider_metadata() -> dict:
@@ -20,16 +21,19 @@ def provider_metadata() -> dict:
         "revocation_endpoint": f"{base}/oauth/revoke",
         "introspection_endpoint": f"{base}/oauth/introspect",
         "end_session_endpoint": f"{base}/oauth/logout",
+        "pushed_authorization_request_endpoint": f"{base}/oauth/par",
+        "require_pushed_authorization_requests": False,  # per client: require_pushed_authorization_requests
         "scopes_supported": list(SUPPORTED_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "userinfo_signing_alg_values_supported": ["RS256", "ES256"],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "pushed_authorization_request_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods[:3],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
@@ -39,7 +43,9 @@ def provider_metadata() -> dict:
             "uscc", "unit_type", "handler_name", "handler_id_type", "handler_id_number",
         ],
         "claims_parameter_supported": False,
-        "request_parameter_supported": False,
+        "request_parameter_supported": True,  # signed request objects (RFC 9101)
+        "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
+        # no request_uri is fetched: only the ones the pushed authorization endpoint hands out
         "request_uri_parameter_supported": False,
         "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login", "consent", "create"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc6749.token_endpoint import TokenEndpoint
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
@@ -16,6 +18,9 @@ from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login, end_login
 from .access_tokens import issuer, verify_access_token
 from .claims import user_claims
+from .requests import push
+from .client_cache import cached_client
+from .subjects import is_pairwise, subject_for
 from .grants import sha256
 from .keys import key_store
 from ..services.accounts.revocation import revoke_access_token, revoke_grant
@@ -79,10 +84,26 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         if expires is not None:
             payload["exp"] = int(expires.timestamp())
         if token.user is not None:
-            payload.update(sub=token.user.sub, username=token.user.username)
+            client = cached_client(token.client_id)
+            payload["sub"] = subject_for(client, token.user)
+            if not is_pairwise(client):  # a username would join what pairwise subs keep apart
+                payload["username"] = token.user.username
         else:
             payload["sub"] = token.client_id
         return {k: v for k, v in payload.items() if v is not None}
+
+
+class PushedAuthorizationEndpoint(TokenEndpoint):
+    """RFC 9126: the client pushes its authorization request, authenticated as at the token
+    endpoint, and gets a single-use ``request_uri`` for the browser."""
+
+    ENDPOINT_NAME = "par"
+    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
+
+    def create_endpoint_response(self, request):
+        client = self.authenticate_endpoint_client(request)
+        body = push(client, request.payload.data)
+        return 201, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
 
 
 class UserInfoEndpoint(_UserInfoEndpoint):
@@ -93,7 +114,7 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         if user is None:
             # a client's own token (client_credentials): there is no end-user to describe
             raise InvalidTokenError("The access token was not issued for an end-user.")
-        return user_claims(user, scope)
+        return user_claims(user, scope, current_token.get_client())
 
     def resolve_private_key(self):
         return key_store().current().key
@@ -120,7 +141,8 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         claims = end_session_request.id_token_claims or {}
         if login is None:
             return
-        if claims and claims.get("sub") != (login.user.sub if login.user else None):
+        expected = subject_for(end_session_request.client, login.user) if login.user else None
+        if claims and claims.get("sub") != expected:
             return  # a hint for someone else: do not end this user's session
         user = login.user
         end_login(reason="rp_logout")  # tokens and back-channel notices follow the login_ended signal

@@ -28,6 +28,8 @@ from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
 from .access_tokens import issue_tokens, issuer
 from .claims import user_claims
+from .requests import spend_pushed_request
+from .subjects import subject_for
 from .keys import key_store
 from ..services.accounts.revocation import revoke_grant
 
@@ -84,6 +86,7 @@ class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
         return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     def save_authorization_code(self, code: str, request) -> AuthorizationCode:
+        spend_pushed_request()  # one code per pushed request (RFC 9126 §4)
         login = current_login()
         payload = request.payload
         row = AuthorizationCode(
@@ -249,8 +252,16 @@ class _IdTokens:
             "exp": now + current_app.config["ID_TOKEN_LIFETIME"],
         }
 
+    def get_compatible_claims(self, request) -> dict:
+        claims = super().get_compatible_claims(request)
+        # Authlib asks generate_user_info without the client; the sub depends on it (pairwise)
+        claims["sub"] = subject_for(request.client, request.user)
+        return claims
+
     def generate_user_info(self, user: User, scope: str):
-        return user_claims(user, scope)
+        claims = user_claims(user, scope)
+        claims.pop("sub", None)  # set by get_compatible_claims, for this client
+        return claims
 
 
 class OpenIDCode(_IdTokens, _OpenIDCode):

@@ -23,6 +23,7 @@ from ..services.accounts.resume import login_answers_request
 from ..services.accounts.second_factors import has_factor
 from ..services.accounts.sessions import ACR_MFA, LoginSession
 from .keys import key_store
+from .subjects import subject_for
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _id_token_hint(client, scopes, login) -> Interaction | None:
     if not hint:
         return None
     claims = id_token_hint_claims(hint)
-    if claims is None or claims.get("sub") != (login.user.sub if login.user else None):
+    if claims is None or claims.get("sub") != (subject_for(client, login.user) if login.user else None):
         return Interaction("login", "id_token_hint")
     return None
 

@@ -22,6 +22,7 @@ from ..services.audit import events as audit
 from ..services.accounts.sessions import login_ended
 from .access_tokens import issuer
 from .keys import key_store
+from .subjects import subject_for
 from ..services.accounts.revocation import revoke_session_tokens
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def logout_token(client: Client, user: User, sid: str) -> str:
         "iat": now,
         "exp": now + current_app.config["LOGOUT_TOKEN_LIFETIME"],
         "jti": secrets.token_urlsafe(16),
-        "sub": user.sub,
+        "sub": subject_for(client, user),
         "sid": sid,
         "events": {BACKCHANNEL_EVENT: {}},
     }

@@ -24,6 +24,7 @@ from .discovery import provider_metadata
 from .interaction import (UnmetAuthenticationRequirementsError, needed_interaction, requested_prompts,
                           resume_url_after_login)
 from .keys import key_store
+from .requests import expand_authorization_request
 from .server import query_client, server
 
 bp = Blueprint("oauth", __name__)
@@ -32,6 +33,7 @@ bp = Blueprint("oauth", __name__)
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize():
     srv = server()
+    expand_authorization_request(query_client)  # pushed (PAR) or signed (JAR) parameters
     login = current_login()
     user = login.user if login else None
     grant = srv.get_consent_grant(end_user=user)  # errors: errors.register_error_handlers
@@ -132,6 +134,11 @@ def _remember_consent(user_id: int, client_id: str, scopes: set[str]) -> None:
 @bp.post("/oauth/token")
 def token():
     return server().create_token_response()
+
+
+@bp.post("/oauth/par")
+def pushed_authorization_request():
+    return server().create_endpoint_response("par")
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])

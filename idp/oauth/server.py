@@ -24,7 +24,8 @@ from ..services.audit import events as audit
 from . import logout
 from .access_tokens import JwtBearerTokenValidator, authentication_of, issuer, unverified_claims
 from .client_cache import cached_client
-from .endpoints import EndSessionEndpoint, IntrospectionEndpoint, RevocationEndpoint, UserInfoEndpoint
+from .endpoints import (EndSessionEndpoint, IntrospectionEndpoint, PushedAuthorizationEndpoint, RevocationEndpoint,
+                        UserInfoEndpoint)
 from .grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -153,6 +154,7 @@ def init_app(app: Flask) -> None:
     authorization.register_endpoint(RevocationEndpoint)
     authorization.register_endpoint(IntrospectionEndpoint)
     authorization.register_endpoint(EndSessionEndpoint)
+    authorization.register_endpoint(PushedAuthorizationEndpoint)
     authorization.register_endpoint(UserInfoEndpoint(resource_protector=require_oauth))
     logout.init_app(app)
 

@@ -1,14 +1,14 @@
 """单位用户: the unit (name, public code, type, legal representative) and its handler's document
 
 Revision ID: 0008_unit_accounts
-Revises: 0006_client_contacts
+Revises: 0007_protocol_features
 """
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0008_unit_accounts'
-down_revision = '0006_client_contacts'
+down_revision = '0007_protocol_features'
 branch_labels = None
 depends_on = None
 

@@ -19,8 +19,11 @@ from flask import session
 _KEY = "pending_authz"
 _LOGIN_ASKED = "pending_authz_login_asked"
 
+#: the pushed authorization requests this browser opened (``oauth/requests.py``)
+PUSHED_REQUESTS = "pushed_requests"
+
 #: what a login keeps of the session it replaces (``sessions.start_login``)
-CARRIED_THROUGH_LOGIN = (_KEY, _LOGIN_ASKED)
+CARRIED_THROUGH_LOGIN = (_KEY, _LOGIN_ASKED, PUSHED_REQUESTS)
 
 
 def is_local_path(url: str | None) -> bool:

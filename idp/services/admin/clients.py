@@ -101,9 +101,33 @@ class ClientSpec:
     description: str | None = None
     contacts: str | None = None  # where its users turn (phone, mail), one per line; shown on its users' pages
     allowed_user_types: str = "personal"  # 允许登录的用户类型: personal, unit or both
+    subject_type: str = "public"  # or "pairwise": a sub of its own per sector (OpenID Connect Core 8.1)
+    sector_identifier: str | None = None  # the sector's host; default: the host all redirect URIs share
+    require_pushed_authorization_requests: bool = False  # RFC 9126
 
 
 CONTACTS_MAX_LENGTH = 300
+SUBJECT_TYPES = ("public", "pairwise")
+_SECTOR_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _resolve_sector(spec: ClientSpec) -> None:
+    """A pairwise client's sector: the host named explicitly, else the one host all its redirect
+    URIs share (OpenID Connect Core 8.1; a sector_identifier_uri is not fetched)."""
+    if spec.subject_type not in SUBJECT_TYPES:
+        raise InvalidField("用户标识类型须为 public 或 pairwise", field="subject_type")
+    sector = (spec.sector_identifier or "").strip().lower() or None
+    if spec.subject_type == "public":
+        spec.sector_identifier = None
+        return
+    if sector is None:
+        hosts = {(urlsplit(uri).hostname or "").lower() for uri in spec.redirect_uris}
+        if len(hosts) != 1 or not next(iter(hosts)):
+            raise InvalidField("回调地址不在同一主机上，请填写扇区标识（主机名）", field="sector_identifier")
+        sector = hosts.pop()
+    if not _SECTOR_RE.match(sector):
+        raise InvalidField("扇区标识须为主机名，例如 exam.example.gov.cn", field="sector_identifier")
+    spec.sector_identifier = sector
 
 
 def redirect_uri_problem(uri: str, label: str = "回调地址") -> str | None:
@@ -227,6 +251,8 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
     spec.description = (spec.description or "").strip() or None
     if spec.description and len(spec.description) > 500:
         raise InvalidField("说明不能超过500个字", field="description")
+    _resolve_sector(spec)
+    spec.require_pushed_authorization_requests = bool(spec.require_pushed_authorization_requests)
     lines = [line.strip() for line in (spec.contacts or "").splitlines()]
     spec.contacts = "\n".join(line for line in lines if line) or None
     if spec.contacts and len(spec.contacts) > CONTACTS_MAX_LENGTH:
@@ -262,6 +288,9 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         jwks=spec.jwks,
         access_token_lifetime=spec.access_token_lifetime,
         refresh_token_lifetime=spec.refresh_token_lifetime,
+        subject_type=spec.subject_type,
+        sector_identifier=spec.sector_identifier,
+        require_pushed_authorization_requests=spec.require_pushed_authorization_requests,
     )
     secret = None
     if spec.token_endpoint_auth_method in SECRET_AUTH_METHODS:
@@ -320,13 +349,17 @@ def spec_of(client: Client) -> ClientSpec:
         description=client.description,
         contacts=client.contacts,
         allowed_user_types=client.allowed_user_types or "personal",
+        subject_type=client.subject_type or "public",
+        sector_identifier=client.sector_identifier,
+        require_pushed_authorization_requests=bool(client.require_pushed_authorization_requests),
     )
 
 
 # settings copied from a spec onto the client, in the order the audit event names them
 _EDITABLE = ("name", "description", "client_type", "redirect_uris", "post_logout_redirect_uris",
              "backchannel_logout_uri", "scope", "grant_types", "token_endpoint_auth_method", "first_party",
-             "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts", "allowed_user_types")
+             "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts", "allowed_user_types",
+             "subject_type", "sector_identifier", "require_pushed_authorization_requests")
 
 
 @dataclass(frozen=True)
@@ -441,3 +474,51 @@ def client_summary(client: Client) -> dict:
         updated_at=client.updated_at.isoformat() if client.updated_at else None,
     )
     return out
+
+
+# -- moving a registration between environments --------------------------------------------------
+EXPORT_FORMAT = "hrss-idp-client/1"
+_EXPORTED = tuple(f.name for f in fields(ClientSpec))
+
+
+def export_client(client_id: str, *, actor: Actor = CLI_ACTOR) -> dict:
+    """A relying system's settings as a JSON-ready dict: everything a registration needs, never
+    a secret (the target environment issues its own)."""
+    actor.require("clients.read")
+    spec = spec_of(get_client(client_id))
+    document = {"format": EXPORT_FORMAT, **{name: getattr(spec, name) for name in _EXPORTED}}
+    audit.add("client.exported", actor=actor.username, subject=client_id, client_id=client_id)
+    db.session.commit()
+    return document
+
+
+class ImportInvalid(InvalidField):
+    field = "document"
+
+
+def spec_from_export(document) -> ClientSpec:
+    """The spec an exported document describes; unknown fields are refused, not dropped."""
+    if not isinstance(document, dict) or document.get("format") != EXPORT_FORMAT:
+        raise ImportInvalid(f"不是应用系统导出文件（format 须为 {EXPORT_FORMAT}）")
+    unknown = sorted(set(document) - set(_EXPORTED) - {"format"})
+    if unknown:
+        raise ImportInvalid(f"导入文件含有不认识的字段：{'、'.join(unknown)}")
+    if not document.get("client_id"):
+        raise ImportInvalid("导入文件缺少 client_id")
+    values = {k: v for k, v in document.items() if k != "format"}
+    try:
+        return ClientSpec(**values)
+    except TypeError:
+        raise ImportInvalid("导入文件缺少必填字段（name）") from None
+
+
+def import_client(document, *, actor: Actor = CLI_ACTOR, reason: str) -> tuple[Client, str | None, bool]:
+    """Create or update the relying system an exported document describes, validated as the
+    form is; returns it, a new secret (shown once) or None, and whether it was created."""
+    spec = spec_from_export(document)
+    existing = db.session.scalar(select(Client).where(Client.client_id == spec.client_id))
+    if existing is None:
+        client, secret = create_client(spec, actor=actor, reason=reason)
+        return client, secret, True
+    change = update_client(spec.client_id, spec, actor=actor, reason=reason)
+    return change.client, change.secret, False

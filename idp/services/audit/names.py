@@ -50,6 +50,7 @@ EVENT_NAMES: dict[str, str] = {
     "client.disabled": "停用应用系统",
     "client.enabled": "启用应用系统",
     "client.secret_rotated": "重新生成应用系统密钥",
+    "client.exported": "导出应用系统配置",
     "audit.exported": "导出审计日志",
     "audit.pruned": "清理审计日志",
     # staff second factors

@@ -57,6 +57,7 @@ class PersonalDataCipher:
         object.__setattr__(
             self, "_lookup_key", _derive(self.master_key, b"idp pii lookup " + self.cipher.encode(), 32)
         )
+        object.__setattr__(self, "_pairwise_key", _derive(self.master_key, b"idp pairwise subject", 32))
 
     # -- API ------------------------------------------------------------------------------------
     def encrypt(self, field: str, value: str) -> bytes:
@@ -91,6 +92,13 @@ class PersonalDataCipher:
         mac = hmac.HMAC(self._lookup_key, algorithm)
         mac.update(field.encode() + b"\x00" + normalise(field, value).encode("utf-8"))
         return mac.finalize().hex()
+
+    def pairwise_subject(self, sector: str, public_sub: str) -> str:
+        """OpenID Connect Core 8.1: one person's sub as a sector sees it.  HMAC-SHA-256 whatever
+        the field cipher: switching IDP_PII_CIPHER must not change the subs relying systems hold."""
+        mac = hmac.HMAC(self._pairwise_key, hashes.SHA256())
+        mac.update(sector.lower().encode() + b"\x00" + public_sub.encode())
+        return base64.urlsafe_b64encode(mac.finalize()).rstrip(b"=").decode()
 
 
 def normalise(field: str, value: str) -> str:

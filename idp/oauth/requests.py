@@ -1,0 +1,155 @@
+"""Where an authorization request's parameters come from: the query, a pushed request (RFC 9126)
+or a signed request object (RFC 9101).
+
+Before Authlib and the interaction policy read the authorization endpoint's parameters,
+``expand_authorization_request`` puts the pushed or signed ones in their place, so every step
+downstream (grant validation, prompt, max_age, acr_values, id_token_hint, resume after login)
+reads one set of parameters whatever their source.
+
+A pushed request is single-use: the first browser to open its ``request_uri`` claims it (the
+pushed copy is deleted); that browser keeps it, bound to its session, through login or
+registration until a code is issued, when it is spent.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc9101.errors import (
+    InvalidRequestObjectError,
+    InvalidRequestUriError,
+    RequestUriNotSupportedError,
+)
+from flask import current_app, g, request, session
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from werkzeug.datastructures import ImmutableMultiDict
+
+from ..extensions import redis_store
+from ..models import Client
+from ..services.accounts.resume import PUSHED_REQUESTS
+from .access_tokens import issuer
+
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+REQUEST_OBJECT_ALGS = ["RS256", "PS256", "ES256"]
+#: parameters that authenticate the client at the PAR endpoint: never part of the request
+_CLIENT_AUTH_PARAMS = {"client_secret", "client_assertion", "client_assertion_type"}
+#: JWT claims of a request object that are not authorization parameters
+_JWT_CLAIMS = {"iss", "aud", "exp", "iat", "nbf", "jti"}
+_SESSION_KEY = PUSHED_REQUESTS  # a login carries it over (services.accounts.resume)
+_SESSION_MAX = 5
+
+
+class PushedRequestRequired(InvalidRequestError):
+    description = "This client must push its authorization requests (pushed authorization request required)."
+
+
+# -- request objects (RFC 9101) ------------------------------------------------------------------
+def request_object_params(client: Client, token: str) -> dict[str, str]:
+    """The parameters of a request object the client signed with a key it registered; the only
+    source of the request's parameters (RFC 9101 §6.3)."""
+    if not client.jwks:
+        raise InvalidRequestObjectError(description="The client has no registered keys to verify a request object.")
+    try:
+        keys = KeySet.import_key_set(client.jwks)
+        claims = jwt.decode(token, keys, algorithms=REQUEST_OBJECT_ALGS).claims
+        jwt.JWTClaimsRegistry(
+            leeway=current_app.config["REQUEST_OBJECT_LEEWAY"],
+            iss={"essential": True, "value": client.client_id},
+            aud={"essential": True, "value": issuer()},
+            exp={"essential": True},
+        ).validate(claims)
+    except (JoseError, ValueError, TypeError):
+        raise InvalidRequestObjectError() from None
+    if claims.get("client_id", client.client_id) != client.client_id:
+        raise InvalidRequestObjectError(description="client_id in the request object does not match.")
+    if "request" in claims or "request_uri" in claims:
+        raise InvalidRequestObjectError(description="A request object cannot carry request or request_uri.")
+    params = {k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+              for k, v in claims.items() if k not in _JWT_CLAIMS}
+    params["client_id"] = client.client_id
+    return params
+
+
+# -- pushed authorization requests (RFC 9126) ----------------------------------------------------
+def push(client: Client, form) -> dict:
+    """Store an authorization request the client pushed; the PAR endpoint's answer."""
+    params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
+    if "request_uri" in params:
+        raise InvalidRequestError(description="request_uri is not allowed at the pushed authorization endpoint.")
+    if params.get("client_id", client.client_id) != client.client_id:
+        raise InvalidRequestError(description="client_id does not match the authenticated client.")
+    if "request" in params:
+        params = request_object_params(client, params["request"])
+    params["client_id"] = client.client_id
+    # checked now (RFC 9126 §2.1), so a mistake is the client's answer here, not a browser's page
+    redirect_uri = params.get("redirect_uri")
+    if not redirect_uri or not client.check_redirect_uri(redirect_uri):
+        raise InvalidRequestError(description="redirect_uri is missing or not registered.")
+    if params.get("response_type") != "code":
+        raise InvalidRequestError(description="response_type must be code.")
+    lifetime = current_app.config["PAR_REQUEST_URI_LIFETIME"]
+    key = secrets.token_urlsafe(32)
+    redis_store.set(f"par:{key}", json.dumps({"client_id": client.client_id, "params": params}), ex=lifetime)
+    return {"request_uri": REQUEST_URI_PREFIX + key, "expires_in": lifetime}
+
+
+def _claim(key: str, client_id: str | None) -> dict[str, str]:
+    claimed = session.get(_SESSION_KEY) or []
+    raw = redis_store.get(f"par:claimed:{key}") if key in claimed else None
+    if raw is None:
+        raw = redis_store.getdel(f"par:{key}")  # the first browser takes it: single use
+        if raw is None:
+            raise InvalidRequestUriError(description="The request_uri is unknown, expired or already used.")
+        redis_store.set(f"par:claimed:{key}", raw, ex=current_app.config["PAR_CLAIMED_LIFETIME"])
+        session[_SESSION_KEY] = (claimed + [key])[-_SESSION_MAX:]
+    stored = json.loads(raw)
+    if stored["client_id"] != client_id:
+        raise InvalidRequestUriError(description="The request_uri was pushed by another client.")
+    return stored["params"]
+
+
+def expand_authorization_request(query_client) -> None:
+    """Replace the authorization endpoint's parameters with pushed or signed ones (see above);
+    refuse a plain request from a client that must push."""
+    args = request.args
+    client_id = args.get("client_id")
+    request_uri = args.get("request_uri")
+    request_object = args.get("request")
+    if not request_uri and not request_object:
+        client = query_client(client_id) if client_id else None
+        if client is not None and client.require_pushed_authorization_requests:
+            raise PushedRequestRequired()
+        return
+    if request_uri:
+        if not request_uri.startswith(REQUEST_URI_PREFIX):
+            raise RequestUriNotSupportedError(description="Only request_uri values from the pushed authorization endpoint are accepted.")
+        params = dict(_claim(request_uri[len(REQUEST_URI_PREFIX):], client_id))
+        # coming back after login, the query drops the prompts already answered: only fewer
+        if "prompt" in args and set(args["prompt"].split()) <= set(params.get("prompt", "").split()):
+            params["prompt"] = args["prompt"]
+        params["request_uri"] = request_uri
+        g.idp_pushed_request = request_uri[len(REQUEST_URI_PREFIX):]
+    else:
+        client = query_client(client_id) if client_id else None
+        if client is None:
+            return  # Authlib answers invalid_client
+        if client.require_pushed_authorization_requests:
+            raise PushedRequestRequired()
+        params = request_object_params(client, request_object)
+    request.args = ImmutableMultiDict(params)  # werkzeug's cached properties: read again from these
+    request.__dict__.pop("values", None)
+
+
+def spend_pushed_request() -> None:
+    """A code is being issued: the pushed request it came from cannot be used again."""
+    key = g.pop("idp_pushed_request", None)
+    if key is None:
+        return
+    if not redis_store.delete(f"par:claimed:{key}"):
+        raise InvalidRequestUriError(description="The request_uri has already been used.")
+    session[_SESSION_KEY] = [k for k in session.get(_SESSION_KEY) or [] if k != key]
+
