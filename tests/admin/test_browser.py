@@ -41,6 +41,10 @@ def _log_in(page, username: str) -> None:
 def _enrol_second_factor(page, app, provider: str, username: str) -> None:
     """A new administrator opens the enrolment link they were given, signs in with the password,
     scans the QR code (here: reads the secret), types a code and keeps the recovery codes."""
+    # every request rewrites the server-side session (its idle expiry is refreshed): let the page
+    # before this one finish its own requests (favicon, captcha) so none writes back a session
+    # older than the link's
+    page.wait_for_load_state("networkidle")
     page.goto(provider + enrolment_url(app, username))
     page.wait_for_url(f"{provider}/login")
     _log_in(page, username)
