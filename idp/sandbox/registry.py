@@ -11,27 +11,17 @@ replayed request id, signed answers.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import unicodedata
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from ..services.verification.bank import (
-    MAX_CLOCK_SKEW,
-    REQUEST_ID_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    request_signature,
-    response_signature,
-    signature_matches,
-)
 from ..services.verification.registry import VERIFY_PATH, RegistryOutcome
+from .signed import SignedPlatform, json_response
 
 REQUIRED = ("request_id", "unit_id_type", "uscc", "unit_name", "legal_rep_name")
 
@@ -67,16 +57,12 @@ def _nfc(value: str) -> str:
     return unicodedata.normalize("NFC", value).strip()
 
 
-class RegistrySandbox:
+class RegistrySandbox(SignedPlatform):
     """WSGI app: ``POST /v1/unit-verifications`` and ``GET /health``."""
 
     def __init__(self, units: list[RegistryUnit], secret: str, *, latency: float = 0.0, clock=time.time):
+        super().__init__(secret, latency=latency, clock=clock)
         self.units = {(u.unit_id_type, u.uscc.upper()): u for u in units}
-        self.secret = secret
-        self.latency = latency
-        self.clock = clock
-        self._seen: dict[str, float] = {}
-        self._lock = threading.Lock()
         self.calls = 0
         self.url_map = Map([
             Rule(VERIFY_PATH, endpoint="verify", methods=["POST"]),
@@ -97,62 +83,15 @@ class RegistrySandbox:
             return RegistryOutcome.REPRESENTATIVE_MISMATCH
         return RegistryOutcome.MATCH
 
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        try:
-            endpoint, _ = self.url_map.bind_to_environ(environ).match()
-            response = getattr(self, f"_{endpoint}")(request)
-        except (NotFound, MethodNotAllowed) as exc:
-            response = _json({"error": "not_found" if isinstance(exc, NotFound) else "method_not_allowed"}, exc.code)
-        except HTTPException as exc:
-            response = _json({"error": "bad_request"}, exc.code or 400)
-        return response(environ, start_response)
-
     def _health(self, request: Request) -> Response:
-        return _json({"status": "ok", "units": len(self.units)})
+        return json_response({"status": "ok", "units": len(self.units)})
 
     def _verify(self, request: Request) -> Response:
-        body = request.get_data(cache=True)
-        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
-        request_id = request.headers.get(REQUEST_ID_HEADER, "")
-        expected = request_signature(self.secret, "POST", request.path, timestamp, request_id, body)
-        if not request_id or not signature_matches(expected, request.headers.get(SIGNATURE_HEADER)):
-            return _json({"error": "invalid_signature"}, 401)
-        now = self.clock()
-        if not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_CLOCK_SKEW:
-            return _json({"error": "stale_request"}, 401)
-        if not self._first_use(request_id, now):
-            return _json({"error": "replayed_request"}, 409)
-        try:
-            payload = json.loads(body)
-            values = {k: payload[k] for k in REQUIRED}
-        except (ValueError, KeyError, TypeError):
-            return _json({"error": "invalid_request"}, 400)
-        if values["request_id"] != request_id or not all(isinstance(v, str) for v in values.values()):
-            return _json({"error": "invalid_request"}, 400)
-        if self.latency:
-            time.sleep(self.latency)
-        values.pop("request_id")
+        values, refusal = self._signed_request(request, REQUIRED)
+        if refusal is not None:
+            return refusal
+        request_id = values.pop("request_id")
         outcome = self.outcome(**values)
         with self._lock:
             self.calls += 1
-        answer = json.dumps({"request_id": request_id, "outcome": outcome.value}).encode()
-        answered_at = str(int(self.clock()))
-        response = Response(answer, 200, content_type="application/json")
-        response.headers[TIMESTAMP_HEADER] = answered_at
-        response.headers[SIGNATURE_HEADER] = response_signature(self.secret, 200, answered_at, request_id, answer)
-        return response
-
-    def _first_use(self, request_id: str, now: float) -> bool:
-        with self._lock:
-            for seen, forget_at in list(self._seen.items()):
-                if forget_at < now:
-                    del self._seen[seen]
-            if request_id in self._seen:
-                return False
-            self._seen[request_id] = now + 2 * MAX_CLOCK_SKEW
-            return True
-
-
-def _json(data: dict, status: int = 200) -> Response:
-    return Response(json.dumps(data), status, content_type="application/json")
+        return self._signed_answer(request_id, {"outcome": outcome.value})
