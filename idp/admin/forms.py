@@ -17,7 +17,7 @@ from ..services.admin.users import SEARCH_FIELDS
 from ..services.admin.staff import REASON_MAX, ROLES
 from ..services.audit.log import OUTCOMES
 from ..oauth.claims import SCOPE_LABELS
-from ..services.admin.clients import USER_TYPE_CHOICES
+from ..services.admin.clients import MIN_ACR_LABELS, USER_TYPE_CHOICES
 from ..services.admin.clients import AUTH_METHOD_LABELS, CLIENT_TYPES, GRANT_LABELS, SUPPORTED_SCOPES, ClientSpec, parse_jwks
 
 _REASON_KW = {"rows": 2, "maxlength": REASON_MAX, "placeholder": "例如：工单号、申请人所在部门（不要填写证件号、手机号等个人信息）"}
@@ -72,6 +72,10 @@ class ClientForm(ReasonMixin, FlaskForm):
     redirect_uris = TextAreaField("回调地址", render_kw={"rows": 3, "spellcheck": "false", "autocapitalize": "none"})
     post_logout_redirect_uris = TextAreaField("退出后回调地址", render_kw={"rows": 2, "spellcheck": "false", "autocapitalize": "none"})
     backchannel_logout_uri = StringField("后端登出通知地址", render_kw={"spellcheck": "false", "autocapitalize": "none", "inputmode": "url"})
+    frontchannel_logout_uri = StringField("前端登出地址", render_kw={"spellcheck": "false", "autocapitalize": "none", "inputmode": "url"})
+    frontchannel_logout_session_required = BooleanField("前端登出地址附带 iss 和 sid")
+    min_acr = SelectField("最低认证级别", choices=[SelectChoice(k, v) for k, v in MIN_ACR_LABELS.items()],
+                          default="", validate_choice=False)
     scopes = CheckboxGroupField("授权范围", choices=[SelectChoice(s, f"{s}：{SCOPE_LABELS.get(s, s)}") for s in SUPPORTED_SCOPES],
                                 default=["openid", "profile"], validate_choice=False)
     grant_types = CheckboxGroupField("授权方式", choices=[SelectChoice(k, v) for k, v in GRANT_LABELS.items()],
@@ -110,6 +114,9 @@ class ClientForm(ReasonMixin, FlaskForm):
             subject_type=self.subject_type.data or "public",
             sector_identifier=(self.sector_identifier.data or "").strip() or None,
             require_pushed_authorization_requests=bool(self.require_pushed_authorization_requests.data),
+            frontchannel_logout_uri=(self.frontchannel_logout_uri.data or "").strip() or None,
+            frontchannel_logout_session_required=bool(self.frontchannel_logout_session_required.data),
+            min_acr=self.min_acr.data or None,
         )
 
     def fill_from(self, spec: ClientSpec) -> None:
@@ -122,6 +129,9 @@ class ClientForm(ReasonMixin, FlaskForm):
         self.redirect_uris.data = "\n".join(spec.redirect_uris)
         self.post_logout_redirect_uris.data = "\n".join(spec.post_logout_redirect_uris)
         self.backchannel_logout_uri.data = spec.backchannel_logout_uri or ""
+        self.frontchannel_logout_uri.data = spec.frontchannel_logout_uri or ""
+        self.frontchannel_logout_session_required.data = spec.frontchannel_logout_session_required
+        self.min_acr.data = spec.min_acr or ""
         self.scopes.data = spec.scope.split()
         self.grant_types.data = list(spec.grant_types or [])
         self.token_endpoint_auth_method.data = spec.token_endpoint_auth_method

@@ -106,7 +106,7 @@ def _client_page(client, *, status: int = 200, error: str | None = None, **forms
     return render_template(
         "admin/clients/show.html", client=client, error=error, types=clients.CLIENT_TYPES,
         grant_labels=clients.GRANT_LABELS, auth_labels=clients.AUTH_METHOD_LABELS, scope_labels=SCOPE_LABELS,
-        now=datetime.now(timezone.utc), **forms,
+        min_acr_labels=clients.MIN_ACR_LABELS, now=datetime.now(timezone.utc), **forms,
     ), status
 
 

@@ -46,6 +46,13 @@ class Client(db.Model, ClientMixin):
     redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
     backchannel_logout_uri: Mapped[str | None] = mapped_column(String(512))
+    # OpenID Connect Front-Channel Logout 1.0: the platform's logout page loads this URI in a
+    # hidden iframe, with iss and sid when session_required
+    frontchannel_logout_uri: Mapped[str | None] = mapped_column(String(512))
+    frontchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    # the least acr this system accepts: every authorization request of it asks for that level,
+    # named in acr_values or not
+    min_acr: Mapped[str | None] = mapped_column(String(64))
     # OpenID Connect Core 8.1: "pairwise" gives each sector its own sub for the same person, so
     # systems of different departments cannot join their users by sub
     subject_type: Mapped[str] = mapped_column(String(16), default="public", server_default="public", nullable=False)

@@ -22,6 +22,7 @@ from ...errors import InvalidField, UserError
 from ...extensions import db
 from ...models import Client, Token
 from ...models.client import ClientType
+from ..accounts.sessions import ACR_MFA
 from ..audit import events as audit
 from .staff import CLI_ACTOR, Actor, check_reason
 from .client_secrets import set_client_secret
@@ -39,6 +40,10 @@ CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 ACCESS_TOKEN_LIFETIME_RANGE = (60, 24 * 3600)
 REFRESH_TOKEN_LIFETIME_RANGE = (3600, 180 * 24 * 3600)
 MAX_SECRET_OVERLAP = timedelta(days=30)
+
+# 最低认证级别: the acr a relying system may require of every login (empty: none beyond the
+# password).  Only levels a login can be brought up to are offered: a second factor.
+MIN_ACR_LABELS: dict[str, str] = {"": "不要求（密码登录即可）", ACR_MFA: "第二因素（urn:hrss:acr:mfa）"}
 
 CLIENT_TYPES: dict[str, str] = {
     ClientType.CONFIDENTIAL.value: "机密客户端（服务端 Web 应用，持有密钥）",
@@ -104,6 +109,9 @@ class ClientSpec:
     subject_type: str = "public"  # or "pairwise": a sub of its own per sector (OpenID Connect Core 8.1)
     sector_identifier: str | None = None  # the sector's host; default: the host all redirect URIs share
     require_pushed_authorization_requests: bool = False  # RFC 9126
+    frontchannel_logout_uri: str | None = None  # OpenID Connect Front-Channel Logout 1.0
+    frontchannel_logout_session_required: bool = False  # iss and sid on that URI
+    min_acr: str | None = None  # 最低认证级别: enforced on every authorization request
 
 
 CONTACTS_MAX_LENGTH = 300
@@ -165,6 +173,20 @@ def _check_lifetime(value: int | None, bounds: tuple[int, int], label: str, fiel
     low, high = bounds
     if not low <= value <= high:
         raise InvalidField(f"{label}须在{low}到{high}秒之间（留空使用默认值）", field=field_name)
+
+
+def _check_frontchannel(spec: ClientSpec) -> None:
+    """Front-channel logout URI: absolute, https (http on loopback), no fragment (OpenID Connect
+    Front-Channel Logout 1.0 §2); a query is allowed, iss and sid are added to it."""
+    spec.frontchannel_logout_uri = (spec.frontchannel_logout_uri or "").strip() or None
+    spec.frontchannel_logout_session_required = bool(spec.frontchannel_logout_session_required)
+    uri = spec.frontchannel_logout_uri
+    if uri is None:
+        return
+    if problem := redirect_uri_problem(uri, "前端登出地址"):
+        raise InvalidField(problem, field="frontchannel_logout_uri")
+    if len(uri) > 512 or any(c in uri for c in ";,'\"\\"):
+        raise InvalidField(f"前端登出地址格式不正确：{uri}", field="frontchannel_logout_uri")
 
 
 def _check_jwks(jwks: dict | None) -> None:
@@ -246,6 +268,10 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
             raise InvalidField(problem, field="post_logout_redirect_uris")
     if spec.backchannel_logout_uri and (problem := redirect_uri_problem(spec.backchannel_logout_uri, "后端登出通知地址")):
         raise InvalidField(problem, field="backchannel_logout_uri")
+    _check_frontchannel(spec)
+    spec.min_acr = (spec.min_acr or "").strip() or None
+    if spec.min_acr is not None and spec.min_acr not in MIN_ACR_LABELS:
+        raise InvalidField(f"最低认证级别须为 {ACR_MFA} 或留空", field="min_acr")
     _check_lifetime(spec.access_token_lifetime, ACCESS_TOKEN_LIFETIME_RANGE, "访问令牌有效期", "access_token_lifetime")
     _check_lifetime(spec.refresh_token_lifetime, REFRESH_TOKEN_LIFETIME_RANGE, "刷新令牌有效期", "refresh_token_lifetime")
     spec.description = (spec.description or "").strip() or None
@@ -291,6 +317,9 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         subject_type=spec.subject_type,
         sector_identifier=spec.sector_identifier,
         require_pushed_authorization_requests=spec.require_pushed_authorization_requests,
+        frontchannel_logout_uri=spec.frontchannel_logout_uri,
+        frontchannel_logout_session_required=spec.frontchannel_logout_session_required,
+        min_acr=spec.min_acr,
     )
     secret = None
     if spec.token_endpoint_auth_method in SECRET_AUTH_METHODS:
@@ -352,6 +381,9 @@ def spec_of(client: Client) -> ClientSpec:
         subject_type=client.subject_type or "public",
         sector_identifier=client.sector_identifier,
         require_pushed_authorization_requests=bool(client.require_pushed_authorization_requests),
+        frontchannel_logout_uri=client.frontchannel_logout_uri,
+        frontchannel_logout_session_required=bool(client.frontchannel_logout_session_required),
+        min_acr=client.min_acr,
     )
 
 
@@ -359,7 +391,8 @@ def spec_of(client: Client) -> ClientSpec:
 _EDITABLE = ("name", "description", "client_type", "redirect_uris", "post_logout_redirect_uris",
              "backchannel_logout_uri", "scope", "grant_types", "token_endpoint_auth_method", "first_party",
              "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts", "allowed_user_types",
-             "subject_type", "sector_identifier", "require_pushed_authorization_requests")
+             "subject_type", "sector_identifier", "require_pushed_authorization_requests",
+             "frontchannel_logout_uri", "frontchannel_logout_session_required", "min_acr")
 
 
 @dataclass(frozen=True)
