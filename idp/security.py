@@ -12,11 +12,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 # page whose form leads on to a relying system (consent, logout confirmation, the login or
 # registration that resumes an authorization request) adds that system's registered redirect
 # URI for this request only (``allow_form_target``)
+# frame-src: a logout page loads the front-channel logout URIs of the relying systems the login
+# signed in to, in hidden iframes; that page alone names them (``allow_frame_source``), path and
+# all, every other page keeps default-src 'self'
 _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "form-action 'self'{targets}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+    "form-action 'self'{targets}; frame-ancestors 'none'; base-uri 'none'; object-src 'none'{frames}"
 )
-CSP = _CSP.format(targets="")
+CSP = _CSP.format(targets="", frames="")
 _FORM_TARGET_SOURCES = "idp_form_target_sources"
 
 # pages that show personal data or carry one-time secrets
@@ -38,6 +41,22 @@ def allow_form_target(uri: str | None) -> None:
     """Let this response's forms lead to ``uri`` (a redirect URI the caller has validated)."""
     if uri:
         g.setdefault("csp_form_targets", []).append(uri)
+
+
+def allow_frame_source(uri: str) -> None:
+    """Let this response's iframes load ``uri`` (a registered front-channel logout URI)."""
+    g.setdefault("csp_frame_sources", []).append(uri)
+
+
+def _frame_source(uri: str) -> str | None:
+    """The URI without its query as a CSP source: the exact path, as registered."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return None
+    if parts.scheme not in ("https", "http") or not parts.netloc or any(c in uri for c in " ;,'\"\\\t\r\n"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
 
 
 def add_form_target_source(app: Flask, source: Callable[[], Iterable[str]]) -> None:
@@ -63,7 +82,11 @@ def _csp_for(response) -> str:
         for source in current_app.extensions.get(_FORM_TARGET_SOURCES, ()):
             targets.extend(source())
     sources = sorted({s for s in map(_csp_source, targets) if s})
-    return _CSP.format(targets="".join(" " + s for s in sources)) if sources else CSP
+    frames = sorted({s for s in map(_frame_source, g.get("csp_frame_sources", ())) if s})
+    if not sources and not frames:
+        return CSP
+    return _CSP.format(targets="".join(" " + s for s in sources),
+                       frames="; frame-src 'self'" + "".join(" " + s for s in frames) if frames else "")
 
 
 def init_app(app: Flask) -> None:

@@ -7,9 +7,10 @@ from flask import Blueprint, abort, current_app, g, make_response, redirect, ren
 from ..errors import CaptchaInvalid, InvalidCredentials
 from ..extensions import limiter
 from ..mfa.gate import second_factor_step
+from ..oauth.logout import end_browser_login
 from ..services.accounts import records as accounts
 from ..services.verification import captcha
-from ..services.accounts.sessions import end_login, start_login
+from ..services.accounts.sessions import start_login
 from .forms import LoginForm, LogoutForm
 from .guards import load_user
 from ..services.accounts.resume import pop_resume_url
@@ -100,8 +101,7 @@ def captcha_new():
 def logout():
     form = LogoutForm()
     if form.validate_on_submit():
-        end_login(reason="logout")
-        return render_template("auth/logged_out.html")
+        return render_template("auth/logged_out.html", frontchannel_logout_urls=end_browser_login(reason="logout"))
     if g.user is None:
         return render_template("auth/logged_out.html")
     return render_template("auth/logout.html", form=form)

@@ -52,7 +52,8 @@ def provider_metadata() -> dict:
         "authorization_response_iss_parameter_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
-        "frontchannel_logout_supported": False,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
         "ui_locales_supported": ["zh-CN"],
         "claims_locales_supported": ["zh-CN"],
     }

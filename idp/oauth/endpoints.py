@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc6749.token_endpoint import TokenEndpoint
@@ -9,13 +11,14 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint as _UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
+from authlib.oidc.rpinitiated import EndSessionRequest as _EndSessionRequest
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Token
 from ..services.audit import events as audit
-from ..services.accounts.sessions import current_login, end_login
+from ..services.accounts.sessions import current_login
 from .access_tokens import issuer, verify_access_token
 from .claims import user_claims
 from .requests import push
@@ -23,6 +26,7 @@ from .client_cache import cached_client
 from .subjects import is_pairwise, subject_for
 from .grants import sha256
 from .keys import key_store
+from .logout import end_browser_login
 from ..services.accounts.revocation import revoke_access_token, revoke_grant
 
 ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
@@ -123,7 +127,16 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return ["RS256", "ES256"]
 
 
+@dataclass
+class EndSessionRequest(_EndSessionRequest):
+    #: filled by end_session: what the page that says 已退出 loads before going on
+    frontchannel_logout_urls: list[str] = field(default_factory=list)
+
+
 class EndSessionEndpoint(_EndSessionEndpoint):
+    def validate_request(self, request) -> EndSessionRequest:
+        return EndSessionRequest(**vars(super().validate_request(request)))
+
     def get_server_jwks(self) -> KeySet:
         return KeySet([k.key for k in key_store().published()])
 
@@ -145,7 +158,9 @@ class EndSessionEndpoint(_EndSessionEndpoint):
         if claims and claims.get("sub") != expected:
             return  # a hint for someone else: do not end this user's session
         user = login.user
-        end_login(reason="rp_logout")  # tokens and back-channel notices follow the login_ended signal
+        # tokens and back-channel notices follow the login_ended signal; front-channel ones are
+        # the page the user sees next
+        end_session_request.frontchannel_logout_urls = end_browser_login(reason="rp_logout")
         audit.add("logout", actor=user.username if user else None, subject=user.sub if user else None,
                   client_id=end_session_request.client.client_id if end_session_request.client else None,
                   via="end_session")

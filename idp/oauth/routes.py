@@ -167,6 +167,11 @@ def end_session():
     if req.needs_confirmation:
         csrf.protect()
     response = srv.create_endpoint_response("end_session", req)
+    if req.frontchannel_logout_urls:
+        # the relying systems' front-channel logout pages load here first; the page then goes on
+        # to the post-logout redirect URI, if there is a valid one
+        return render_template("auth/logged_out.html", client=req.client,
+                               frontchannel_logout_urls=req.frontchannel_logout_urls, continue_to=req.redirect_uri)
     return response or render_template("auth/logged_out.html", client=req.client)
 
 
