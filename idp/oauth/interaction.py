@@ -91,14 +91,18 @@ def _user_type(client: Client, scopes: set[str], login) -> Interaction | None:
 
 
 def _second_factor(client, scopes, login) -> Interaction | None:
-    """acr_values naming the MFA level: met by a login whose acr is one the relying system
-    listed; otherwise the citizen steps up, or, with nothing enrolled, cannot."""
+    """The MFA level, asked for in acr_values (met by a login whose acr is one the relying system
+    listed) or registered as the system's minimum (最低认证级别: met only by that level, on every
+    request, whatever acr_values says); otherwise the citizen steps up, or, with nothing
+    enrolled, cannot."""
     wanted = requested_acr_values()
-    if ACR_MFA not in wanted or login.acr in wanted:
+    asked = ACR_MFA in wanted and login.acr not in wanted
+    required = client.min_acr == ACR_MFA and login.acr != ACR_MFA
+    if not (asked or required):
         return None
     if not has_factor(login.user_id):
         return Interaction("mfa", "no_factor")
-    return Interaction("mfa", "acr_values")
+    return Interaction("mfa", "min_acr" if required else "acr_values")
 
 
 def _consent(client: Client, scopes: set[str], login) -> Interaction | None:

@@ -18,7 +18,8 @@ def test_export_then_import_into_another_environment(app, runner, tmp_path, keys
         client, secret = create_client(ClientSpec(
             name="税务系统", client_id="tax-system", redirect_uris=["https://tax.example.test/cb"],
             scope="openid profile", subject_type="pairwise", require_pushed_authorization_requests=True,
-            contacts="电话：12366"))
+            contacts="电话：12366", frontchannel_logout_uri="https://tax.example.test/fc",
+            frontchannel_logout_session_required=True, min_acr="urn:hrss:acr:mfa"))
     exported = runner.invoke(args=["clients", "export", "tax-system"])
     assert exported.exit_code == 0, exported.output
     document = json.loads(exported.output)
@@ -37,6 +38,8 @@ def test_export_then_import_into_another_environment(app, runner, tmp_path, keys
     with other.app_context():
         row = db.session.scalar(select(Client).where(Client.client_id == "tax-system-prod"))
         assert (row.name, row.subject_type, row.require_pushed_authorization_requests) == ("税务系统", "pairwise", True)
+        assert (row.frontchannel_logout_uri, row.frontchannel_logout_session_required, row.min_acr) == (
+            "https://tax.example.test/fc", True, "urn:hrss:acr:mfa")
 
     # importing again updates; a changed document changes the registration
     document["name"] = "税务服务系统"
