@@ -63,6 +63,8 @@ class BaseConfig:
     PAR_REQUEST_URI_LIFETIME = 90  # a pushed request's request_uri must be opened within this (expires_in)
     PAR_CLAIMED_LIFETIME = 3600  # a pushed request a browser opened stays usable by it through login
     REQUEST_OBJECT_LEEWAY = 30  # clock skew allowed on a request object's exp / nbf / iat
+    REQUEST_OBJECT_MAX_LIFETIME = 600  # a request object's exp at most this far ahead; its jti single-use that long
+    FRONTCHANNEL_LOGOUT_WAIT = 5  # seconds the logout page waits for front-channel logout pages before going on
     CLIENT_CACHE_SECONDS = 5.0  # another process may use a changed client's old settings this long
     # how soon a process signs with a key rotated elsewhere (it re-reads the key index this
     # often); also the JWKS max-age, so a relying system's cached JWKS never misses a signing key

@@ -6,6 +6,12 @@ Before Authlib and the interaction policy read the authorization endpoint's para
 downstream (grant validation, prompt, max_age, acr_values, id_token_hint, resume after login)
 reads one set of parameters whatever their source.
 
+A request object is single-use too when it carries a ``jti``: the first presentation claims it
+(Redis SET NX, kept as long as the object could still be accepted); the browser that presented it
+may present it again (the consent form posts the request once more) until a code is issued from
+it, and no one may after that.  Its ``exp`` is required and at most ``REQUEST_OBJECT_MAX_LIFETIME``
+away.
+
 A pushed request is single-use: the first browser to open its ``request_uri`` claims it (the
 pushed copy is deleted); that browser keeps it, bound to its session, through login or
 registration until a code is issued, when it is spent.
@@ -13,8 +19,10 @@ registration until a code is issued, when it is spent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+import time
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc9101.errors import (
@@ -41,6 +49,10 @@ _CLIENT_AUTH_PARAMS = {"client_secret", "client_assertion", "client_assertion_ty
 _JWT_CLAIMS = {"iss", "aud", "exp", "iat", "nbf", "jti"}
 _SESSION_KEY = PUSHED_REQUESTS  # a login carries it over (services.accounts.resume)
 _SESSION_MAX = 5
+#: the request objects (their jti keys) this browser presented and no code has spent yet; after
+#: a login the resumed request carries the object's parameters, not the object
+_REQUEST_OBJECTS = "request_objects"
+_JTI_CLAIMED, _JTI_SPENT = b"claimed", b"spent"
 
 
 class PushedRequestRequired(InvalidRequestError):
@@ -48,9 +60,10 @@ class PushedRequestRequired(InvalidRequestError):
 
 
 # -- request objects (RFC 9101) ------------------------------------------------------------------
-def request_object_params(client: Client, token: str) -> dict[str, str]:
+def request_object_params(client: Client, token: str, *, in_browser: bool = False) -> dict[str, str]:
     """The parameters of a request object the client signed with a key it registered; the only
-    source of the request's parameters (RFC 9101 §6.3)."""
+    source of the request's parameters (RFC 9101 §6.3).  ``in_browser``: presented at the
+    authorization endpoint (the browser may present it again until a code is issued), not pushed."""
     if not client.jwks:
         raise InvalidRequestObjectError(description="The client has no registered keys to verify a request object.")
     try:
@@ -68,10 +81,42 @@ def request_object_params(client: Client, token: str) -> dict[str, str]:
         raise InvalidRequestObjectError(description="client_id in the request object does not match.")
     if "request" in claims or "request_uri" in claims:
         raise InvalidRequestObjectError(description="A request object cannot carry request or request_uri.")
+    _check_lifetime(claims)
+    if "jti" in claims:
+        _claim_jti(client, claims, in_browser)
     params = {k: v if isinstance(v, str) else json.dumps(v) if isinstance(v, (dict, list)) else str(v)
               for k, v in claims.items() if k not in _JWT_CLAIMS}
     params["client_id"] = client.client_id
     return params
+
+
+def _check_lifetime(claims: dict) -> None:
+    cfg = current_app.config
+    now = time.time()
+    issued = min([now] + [claims[k] for k in ("iat", "nbf") if isinstance(claims.get(k), (int, float))])
+    if not isinstance(claims["exp"], (int, float)) or claims["exp"] - issued > cfg["REQUEST_OBJECT_MAX_LIFETIME"] + cfg["REQUEST_OBJECT_LEEWAY"]:
+        raise InvalidRequestObjectError(
+            description=f"The request object's lifetime exceeds {cfg['REQUEST_OBJECT_MAX_LIFETIME']} seconds.")
+
+
+def _claim_jti(client: Client, claims: dict, in_browser: bool) -> None:
+    """Single use of a request object's jti (see the module's docstring)."""
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not jti:
+        raise InvalidRequestObjectError(description="jti must be a non-empty string.")
+    cfg = current_app.config
+    key = f"jar:jti:{client.client_id}:{hashlib.sha256(jti.encode()).hexdigest()}"
+    # kept while the object could be accepted: until its exp (and the clock skew), no longer
+    # than the longest lifetime an object may have
+    ttl = int(min(claims["exp"] - time.time(), cfg["REQUEST_OBJECT_MAX_LIFETIME"])) + cfg["REQUEST_OBJECT_LEEWAY"]
+    presented = (session.get(_REQUEST_OBJECTS) or []) if in_browser else []
+    if redis_store.set(key, _JTI_CLAIMED, nx=True, ex=max(ttl, 1)):
+        if in_browser:
+            session[_REQUEST_OBJECTS] = (presented + [key])[-_SESSION_MAX:]
+    elif not (key in presented and redis_store.get(key) == _JTI_CLAIMED):
+        raise InvalidRequestObjectError(description="The request object has already been used (jti).")
+    if in_browser:
+        g.idp_request_object = key
 
 
 # -- pushed authorization requests (RFC 9126) ----------------------------------------------------
@@ -139,13 +184,19 @@ def expand_authorization_request(query_client) -> None:
             return  # Authlib answers invalid_client
         if client.require_pushed_authorization_requests:
             raise PushedRequestRequired()
-        params = request_object_params(client, request_object)
+        params = request_object_params(client, request_object, in_browser=True)
     request.args = ImmutableMultiDict(params)  # werkzeug's cached properties: read again from these
     request.__dict__.pop("values", None)
 
 
 def spend_pushed_request() -> None:
-    """A code is being issued: the pushed request it came from cannot be used again."""
+    """A code is being issued: the pushed request or the request object it came from cannot be
+    used again."""
+    jti_key = g.pop("idp_request_object", None)
+    if jti_key is not None:
+        if redis_store.set(jti_key, _JTI_SPENT, xx=True, keepttl=True) is None:
+            raise InvalidRequestObjectError(description="The request object has expired.")
+        session[_REQUEST_OBJECTS] = [k for k in session.get(_REQUEST_OBJECTS) or [] if k != jti_key]
     key = g.pop("idp_pushed_request", None)
     if key is None:
         return

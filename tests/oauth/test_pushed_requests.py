@@ -191,3 +191,84 @@ def test_discovery_advertises_par_and_request_objects(client):
     assert meta["request_uri_parameter_supported"] is False  # only PAR's own URNs
     assert "ES256" in meta["request_object_signing_alg_values_supported"]
     assert meta["pushed_authorization_request_endpoint"].endswith("/oauth/par")
+
+
+# -- a request object's jti is single use ---------------------------------------------------------
+def _authorize_with_object(client, rp, token):
+    return client.get("/oauth/authorize", query_string={"client_id": rp.client_id, "request": token},
+                      headers={"Accept": "application/json"})
+
+
+def test_a_request_object_with_a_jti_gives_one_code(app, client, make_client, user):
+    rp, key = _jar_client(make_client)
+    assert login(client, user.username, DEFAULT_PASSWORD).status_code == 302
+    token = _request_object(app, rp, key, jti="req-" + secrets.token_hex(8))
+    first = _authorize_with_object(client, rp, token)
+    assert "code" in query_params(first.headers["Location"])
+    again = _authorize_with_object(client, rp, token)
+    assert again.status_code == 400 and again.get_json()["error"] == "invalid_request_object"
+    assert "already been used" in again.get_json()["error_description"]
+    # a second browser, signed in as someone else, cannot use it either
+    other = app.test_client()
+    assert _authorize_with_object(other, rp, token).status_code == 400
+    # another jti is another request
+    fresh = _authorize_with_object(client, rp, _request_object(app, rp, key, jti="req-" + secrets.token_hex(8),
+                                                                nonce="n2"))
+    assert "code" in query_params(fresh.headers["Location"])
+
+
+def test_the_browser_that_presented_it_keeps_it_through_consent(app, client, user):
+    key = ECKey.generate_key("P-256", parameters={"kid": "rp-1"})
+    with app.app_context():
+        client_row, _ = create_client(ClientSpec(name="第三方系统", redirect_uris=[REDIRECT_URI], scope="openid profile",
+                                                 token_endpoint_auth_method="private_key_jwt",
+                                                 jwks={"keys": [key.as_dict(private=False)]}))
+        rp = type("RP", (), {"client_id": client_row.client_id, "redirect_uri": REDIRECT_URI})()
+    assert login(client, user.username, DEFAULT_PASSWORD).status_code == 302
+    token = _request_object(app, rp, key, jti="consent-" + secrets.token_hex(8))
+    consent = client.get("/oauth/authorize", query_string={"client_id": rp.client_id, "request": token})
+    assert consent.status_code == 200 and "同意" in consent.data.decode()
+    # a replay from elsewhere while the consent page is open is refused ...
+    assert _authorize_with_object(app.test_client(), rp, token).status_code == 400
+    # ... the consent form (which posts the same request) goes through, once
+    fields = form_fields(consent.data)
+    fields["decision"] = "allow"
+    action = re.search(r'<form method="post" action="([^"]+)"', consent.data.decode()).group(1)
+    answered = client.post(action.replace("&amp;", "&"), data=fields)
+    assert answered.status_code == 302 and "code" in query_params(answered.headers["Location"])
+    assert client.post(action.replace("&amp;", "&"), data=fields).status_code == 400
+
+
+def test_a_pushed_request_object_jti_is_single_use(app, client, make_client):
+    rp, key = _jar_client(make_client)
+    token = _request_object(app, rp, key, jti="par-" + secrets.token_hex(8))
+
+    def push(request_object):
+        assertion = jwt.encode({"alg": "ES256", "kid": "rp-1"}, {
+            "iss": rp.client_id, "sub": rp.client_id, "aud": app.config["ISSUER"] + "/oauth/token",
+            "exp": int(time.time()) + 60, "jti": secrets.token_urlsafe(8)}, key)
+        return client.post("/oauth/par", data={
+            "client_id": rp.client_id, "request": request_object,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion})
+
+    assert push(token).status_code == 201
+    replayed = push(token)
+    assert replayed.status_code == 400 and replayed.get_json()["error"] == "invalid_request_object"
+
+
+def test_a_request_object_must_not_live_long(app, client, make_client, user):
+    rp, key = _jar_client(make_client)
+    longest = app.config["REQUEST_OBJECT_MAX_LIFETIME"]
+    assert login(client, user.username, DEFAULT_PASSWORD).status_code == 302
+    now = int(time.time())
+    for claims in ({"exp": now + longest + 120}, {"iat": now - longest, "exp": now + 120}, {"exp": None}):
+        token = _request_object(app, rp, key, **claims)
+        if claims["exp"] is None:
+            body = jwt.decode(token, key).claims
+            body.pop("exp")
+            token = jwt.encode({"alg": "ES256", "kid": "rp-1"}, body, key)
+        refused = _authorize_with_object(client, rp, token)
+        assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_request_object", claims
+    ok = _authorize_with_object(client, rp, _request_object(app, rp, key, exp=now + longest - 5))
+    assert "code" in query_params(ok.headers["Location"])
