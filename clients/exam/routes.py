@@ -14,6 +14,7 @@ from .errors import PlatformUnavailable
 from .extensions import csrf
 from .forms import LogoutForm
 from .platform import complete_login, logout_form, logout_returned, start_login
+from .security import platform_origin
 from .sessions import (current_local_login, end_local_login, end_platform_sessions, platform_session_ended,
                        start_local_login)
 
@@ -24,7 +25,7 @@ bp = Blueprint("exam", __name__)
 
 @bp.before_app_request
 def load_candidate() -> None:
-    if request.endpoint in ("static", "exam.backchannel_logout", "exam.health"):
+    if request.endpoint in ("static", "exam.backchannel_logout", "exam.frontchannel_logout", "exam.health"):
         return
     login = current_local_login()
     g.local_login = login
@@ -136,6 +137,23 @@ def backchannel_logout():
     ended = end_platform_sessions(sub=notice.sub, sid=notice.sid)
     log.info("back-channel logout: %d local session(s) ended", ended)
     return _no_store(current_app.response_class(status=200))
+
+
+@bp.get("/frontchannel-logout")
+def frontchannel_logout():
+    """The platform's logout page loads this in a hidden iframe (Front-Channel Logout 1.0): with
+    the platform's iss and the login's sid, the local sessions of that login end.  Back-channel
+    logout stays the main path; this one needs the user's browser to be at the platform."""
+    sid = request.args.get("sid", "")
+    ended = 0
+    if request.args.get("iss") == current_app.config["ISSUER"] and sid:
+        ended = end_platform_sessions(sub=None, sid=sid)
+    log.info("front-channel logout: %d local session(s) ended", ended)
+    response = current_app.response_class("<!doctype html><title>logout</title>", mimetype="text/html")
+    # framed by the platform's logout page, and by nothing else
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; frame-ancestors {platform_origin(current_app.config['ISSUER'])}")
+    return _no_store(response)
 
 
 @bp.get("/healthz")

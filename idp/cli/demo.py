@@ -129,6 +129,8 @@ def _exam_spec(exam_base_url: str):
         redirect_uris=[f"{exam_base_url}/auth/callback"],
         post_logout_redirect_uris=[f"{exam_base_url}/logged-out"],
         backchannel_logout_uri=f"{exam_base_url}/backchannel-logout",
+        frontchannel_logout_uri=f"{exam_base_url}/frontchannel-logout",
+        frontchannel_logout_session_required=True,
         scope=EXAM_SCOPE,
         token_endpoint_auth_method="client_secret_basic",
         contacts=EXAM_CONTACTS,
@@ -155,6 +157,8 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     moved = replace(current, redirect_uris=wanted.redirect_uris,
                     post_logout_redirect_uris=wanted.post_logout_redirect_uris,
                     backchannel_logout_uri=wanted.backchannel_logout_uri,
+                    frontchannel_logout_uri=wanted.frontchannel_logout_uri,
+                    frontchannel_logout_session_required=wanted.frontchannel_logout_session_required,
                     contacts=current.contacts or wanted.contacts)
     if moved != current:
         update_client(EXAM_CLIENT_ID, moved, actor=actor, reason="idp demo：考生服务系统端口变更")
