@@ -91,10 +91,12 @@ def request_object_params(client: Client, token: str, *, in_browser: bool = Fals
 
 
 def _check_lifetime(claims: dict) -> None:
+    """exp no further than REQUEST_OBJECT_MAX_LIFETIME from the object's start (iat, nbf, or now):
+    a long-lived object would be a long-lived credential to start a login with."""
     cfg = current_app.config
-    now = time.time()
-    issued = min([now] + [claims[k] for k in ("iat", "nbf") if isinstance(claims.get(k), (int, float))])
-    if not isinstance(claims["exp"], (int, float)) or claims["exp"] - issued > cfg["REQUEST_OBJECT_MAX_LIFETIME"] + cfg["REQUEST_OBJECT_LEEWAY"]:
+    issued = min([time.time()] + [claims[k] for k in ("iat", "nbf") if isinstance(claims.get(k), (int, float))])
+    longest = cfg["REQUEST_OBJECT_MAX_LIFETIME"] + cfg["REQUEST_OBJECT_LEEWAY"]
+    if not isinstance(claims["exp"], (int, float)) or claims["exp"] - issued > longest:
         raise InvalidRequestObjectError(
             description=f"The request object's lifetime exceeds {cfg['REQUEST_OBJECT_MAX_LIFETIME']} seconds.")
 
