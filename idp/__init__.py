@@ -63,7 +63,7 @@ def configure_logging(level: str, fmt: str) -> None:
 
 def register_extensions(app: Flask) -> None:
     from . import models  # noqa: F401  (tables known to Alembic and the session)
-    from .extensions import (csrf, db, guard_session_store, limiter, migrate, redis_store, server_session,
+    from .extensions import (csrf, db, init_sessions, limiter, migrate, redis_store,
                              skip_limiter_on_stateless_paths)
     from .oauth import keys
     from .services import limits
@@ -91,8 +91,7 @@ def register_extensions(app: Flask) -> None:
         SESSION_USE_SIGNER=False,
     )
     _ensure_secret_key(app)
-    server_session.init_app(app)
-    guard_session_store(app)  # before any other before_request: the first to need the session
+    init_sessions(app)  # before any other before_request: the first to need the session
     csrf.init_app(app)
     # Flask-Limiter merges each app's RATELIMIT_STORAGE_OPTIONS into the one shared Limiter
     # object: start from this app's own, or a Sentinel app's options leak into the next app
