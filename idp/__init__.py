@@ -83,13 +83,6 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     redis_store.init_app(app)
     limits.init_app(app)
-    app.config.update(
-        SESSION_TYPE="redis",
-        SESSION_REDIS=app.extensions["idp_redis"],
-        SESSION_KEY_PREFIX="session:",
-        SESSION_PERMANENT=True,
-        SESSION_USE_SIGNER=False,
-    )
     _ensure_secret_key(app)
     init_sessions(app)  # before any other before_request: the first to need the session
     csrf.init_app(app)

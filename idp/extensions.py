@@ -230,12 +230,11 @@ class ChangedOnlyRedisSessions(RedisSessionInterface):
 
 
 def init_sessions(app: Flask) -> None:
-    """Server-side sessions in Redis (``SESSION_*`` as Flask-Session reads them), then the guard
-    that turns a store outage into the usual 503."""
-    cfg = app.config
+    """Server-side sessions in the app's Redis under ``session:<id>`` (the id, 32 random bytes,
+    is the whole cookie: nothing to sign), then the guard that turns a store outage into the
+    usual 503."""
     app.session_interface = ChangedOnlyRedisSessions(
-        app, client=cfg["SESSION_REDIS"], key_prefix=cfg["SESSION_KEY_PREFIX"], use_signer=cfg["SESSION_USE_SIGNER"],
-        permanent=cfg["SESSION_PERMANENT"],
+        app, client=app.extensions["idp_redis"], key_prefix="session:", use_signer=False, permanent=True,
     )
     guard_session_store(app)
 
