@@ -98,3 +98,11 @@ def test_the_hint_is_not_carried_into_the_resumed_request(exam, citizen):
     assert "/oauth/authorize?" in resumed.headers["Location"]
     assert "screen_hint" not in query(resumed.headers["Location"])
     assert browser.get(exam.issuer + resumed.headers["Location"]).url == f"{exam.exam.url}/candidate"
+
+
+def test_an_unknown_hint_shows_the_login_page(exam):
+    browser = Browser()
+    to_platform = browser.get(f"{exam.exam.url}/forgot-username", follow=False).headers["Location"]
+    assert "screen_hint=forgot_username" in to_platform
+    landed = browser.get(to_platform.replace("screen_hint=forgot_username", "screen_hint=signup"))
+    assert landed.url == f"{exam.issuer}/login", landed.url
