@@ -63,7 +63,7 @@ def configure_logging(level: str, fmt: str) -> None:
 
 def register_extensions(app: Flask) -> None:
     from . import models  # noqa: F401  (tables known to Alembic and the session)
-    from .extensions import (csrf, db, guard_session_store, limiter, migrate, redis_store, server_session,
+    from .extensions import (csrf, db, init_sessions, limiter, migrate, redis_store,
                              skip_limiter_on_stateless_paths)
     from .oauth import keys
     from .services import limits
@@ -83,16 +83,8 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True)
     redis_store.init_app(app)
     limits.init_app(app)
-    app.config.update(
-        SESSION_TYPE="redis",
-        SESSION_REDIS=app.extensions["idp_redis"],
-        SESSION_KEY_PREFIX="session:",
-        SESSION_PERMANENT=True,
-        SESSION_USE_SIGNER=False,
-    )
     _ensure_secret_key(app)
-    server_session.init_app(app)
-    guard_session_store(app)  # before any other before_request: the first to need the session
+    init_sessions(app)  # before any other before_request: the first to need the session
     csrf.init_app(app)
     # Flask-Limiter merges each app's RATELIMIT_STORAGE_OPTIONS into the one shared Limiter
     # object: start from this app's own, or a Sentinel app's options leak into the next app

@@ -15,7 +15,7 @@ from flask import Flask, current_app, g, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
-from flask_session import Session
+from flask_session.redis import RedisSessionInterface
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
@@ -39,7 +39,6 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
-server_session = Session()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
@@ -177,7 +176,9 @@ class RedisStore:
 redis_store = RedisStore()
 
 
-SESSIONLESS_PATHS = ("/healthz", "/readyz", "/metrics", "/static/")
+# browsers fetch /favicon.ico on their own, late and in parallel with the page: it has nothing
+# to do with the session
+SESSIONLESS_PATHS = ("/healthz", "/readyz", "/metrics", "/static/", "/favicon.ico")
 _PROTOCOL_PATHS = "idp_protocol_paths"
 
 
@@ -191,6 +192,51 @@ def serve_without_browser_state(app: Flask, *paths: str) -> None:
 
 def is_stateless_path(app: Flask, path: str) -> bool:
     return path in app.extensions.get(_PROTOCOL_PATHS, ()) or path.startswith(SESSIONLESS_PATHS)
+
+
+class ChangedOnlyRedisSessions(RedisSessionInterface):
+    """Flask-Session's Redis sessions, written back only when the request changed them.
+
+    Flask-Session rewrites the whole session after every request to slide its expiry.  Requests
+    of one browser run in parallel (a page, its images, a late 404), so a request that loaded
+    the session before another one changed it would write the old contents back over the new —
+    or, after a login gave the session a new id, bring the old id back to life and hand the
+    browser its cookie.  Here an unchanged session only has its expiry moved (``EXPIRE``, which
+    leaves the contents alone) and its cookie renewed; a session ended meanwhile (logout, a new
+    id) is left ended."""
+
+    def save_session(self, app: Flask, session, response) -> None:
+        if not session or session.modified:
+            super().save_session(app, session, response)
+            return
+        if session.accessed:
+            response.vary.add("Cookie")
+        if not self.should_set_cookie(app, session):
+            return
+        lifetime = int(app.permanent_session_lifetime.total_seconds())
+        if not self.client.expire(self._get_store_id(session.sid), lifetime):
+            return  # gone since this request loaded it: nothing to slide, no cookie to renew
+        response.set_cookie(
+            key=self.get_cookie_name(app),
+            value=self._sign(app, session.sid) if self.use_signer else session.sid,
+            expires=self.get_expiration_time(app, session),
+            httponly=self.get_cookie_httponly(app),
+            domain=self.get_cookie_domain(app),
+            path=self.get_cookie_path(app),
+            secure=self.get_cookie_secure(app),
+            samesite=self.get_cookie_samesite(app),
+        )
+        response.vary.add("Cookie")
+
+
+def init_sessions(app: Flask) -> None:
+    """Server-side sessions in the app's Redis under ``session:<id>`` (the id, 32 random bytes,
+    is the whole cookie: nothing to sign), then the guard that turns a store outage into the
+    usual 503."""
+    app.session_interface = ChangedOnlyRedisSessions(
+        app, client=app.extensions["idp_redis"], key_prefix="session:", use_signer=False, permanent=True,
+    )
+    guard_session_store(app)
 
 
 class SessionStoreGuard:

@@ -31,8 +31,6 @@ class ExamConfig:
     # -- the platform's pages we link to (empty: derived from ISSUER) ---------------------------
     ACCOUNT_URL = ""  # 用户信息维护: {ISSUER}/account/
     PASSWORD_URL = ""  # 修改密码: {ISSUER}/account/password (the platform asks for a login only if needed)
-    RECOVERY_USERNAME_URL = ""  # 忘记用户名？: {ISSUER}/recovery/username
-    RECOVERY_PASSWORD_URL = ""  # 忘记密码？: {ISSUER}/recovery/password
 
     # -- where candidates turn (注册指南 / 常见问题, the footer); one contact per line -----------------
     CONTACTS = ("联系电话：(0755)12333，(0755)88100099\n"
@@ -65,8 +63,6 @@ class ExamConfig:
         self.BASE_URL = self.BASE_URL.rstrip("/")
         self.ACCOUNT_URL = self.ACCOUNT_URL or f"{self.ISSUER}/account/"
         self.PASSWORD_URL = self.PASSWORD_URL or f"{self.ISSUER}/account/password"
-        self.RECOVERY_USERNAME_URL = self.RECOVERY_USERNAME_URL or f"{self.ISSUER}/recovery/username"
-        self.RECOVERY_PASSWORD_URL = self.RECOVERY_PASSWORD_URL or f"{self.ISSUER}/recovery/password"
 
     # the URIs registered for this service at the platform
     @property

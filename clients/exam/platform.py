@@ -116,14 +116,19 @@ def metadata() -> dict[str, Any]:
     return meta
 
 
-def start_login(*, register: bool = False):
+def start_login(*, register: bool = False, screen: str | None = None):
     """Redirect to the platform's authorization endpoint.  ``register`` asks for its sign-up page
     first (``prompt=create``) when the platform supports it; otherwise its login page, which links
-    to registration anyway."""
+    to registration anyway.  ``screen`` (``forgot_password``, ``forgot_username``) asks for the
+    page a needed login starts on (``screen_hint``): the recovery there ends in a login that
+    comes back here.  A platform that does not know the hint shows its login page, which links
+    to recovery."""
     params: dict[str, str] = {}
     meta = metadata()
     if register and "create" in meta.get("prompt_values_supported", []):
         params["prompt"] = "create"
+    if screen:
+        params["screen_hint"] = screen
     return platform().authorize_redirect(current_app.config["REDIRECT_URI"], **params)
 
 

@@ -65,6 +65,23 @@ def register():
     return start_login(register=True)
 
 
+@bp.get("/forgot-password")
+def forgot_password():
+    """忘记密码？: the platform's 找回密码 inside an authorization request of ours, so that the login
+    that ends it comes back here signed in."""
+    if g.candidate is not None:
+        return redirect(url_for("exam.candidate"))
+    return start_login(screen="forgot_password")
+
+
+@bp.get("/forgot-username")
+def forgot_username():
+    """忘记用户名？: as 忘记密码？, with the platform's 找回用户名."""
+    if g.candidate is not None:
+        return redirect(url_for("exam.candidate"))
+    return start_login(screen="forgot_username")
+
+
 @bp.get("/guide")
 def guide():
     """注册指南 / 常见问题: what a candidate needs before registering, and where to turn."""
@@ -183,6 +200,6 @@ def _platform_links() -> dict[str, str]:
     return {
         "account": cfg["ACCOUNT_URL"],
         "password": cfg["PASSWORD_URL"],
-        "forgot_username": cfg["RECOVERY_USERNAME_URL"],
-        "forgot_password": cfg["RECOVERY_PASSWORD_URL"],
+        "forgot_username": url_for("exam.forgot_username"),
+        "forgot_password": url_for("exam.forgot_password"),
     }

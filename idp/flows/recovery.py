@@ -44,7 +44,7 @@ from ..services.accounts.security import AnswerMissing, set_new_password
 from ..services.audit import events as audit
 from ..services.identity import pii
 from ..services.identity.rules import check_document, check_mobile, username_key
-from ..services.registration import check_verification_info
+from ..services.registration import check_card, check_verification_info, refuse_unusable_card
 from ..services.verification.bank import BankCheckFailed, BankUnavailable
 from ..services.verification.phone_proof import CodeMissing, DecoyCode, prove
 from ..services.verification.sms import SmsCode, SmsCodeInvalid, SmsCodeNotRequested, SmsPolicy, SmsSent
@@ -369,12 +369,32 @@ def _interrupted_of(flow: Flow[PhoneChangeState]) -> Flow:
     return interrupted
 
 
-def send_phone_change_code(flow: Flow[PhoneChangeState], phone: str) -> SmsSent:
+def send_phone_change_code(flow: Flow[PhoneChangeState], phone: str, *, bank_code: str | None = None,
+                           card_number: str | None = None) -> SmsSent:
+    """发送短信验证.  With the card typed, the bank is asked first what card it is: a credit,
+    inactive or unknown card is refused before a code is spent on it.  The lookup is paid from
+    the flow's SMS budget (kept on a refusal), so it is no free way to probe cards."""
     flow.require("verify")
     _interrupted_of(flow)
     phone = check_mobile(phone)
+    card = check_card(bank_code, card_number or "") if (card_number or "").strip() else None
     user = recovery.account(flow.state.user_id)
-    sent = _send(flow, SmsCode("phone_change"), phone, user.username if user else None)
+    if card is None:
+        sent = _send(flow, SmsCode("phone_change"), phone, user.username if user else None)
+    else:
+        flow_budgets.SMS_PER_FLOW.take(flow.id, wording=WORDING)
+        try:
+            refuse_unusable_card(*card)
+        except BankUnavailable:
+            pass  # the lookup is a courtesy: 提交's four-element check still decides
+        except UserError as exc:
+            _audit("phone.change", "failure", user, channel="recovery", reason=exc.reason_code)
+            raise
+        try:
+            sent = SmsCode("phone_change").send(phone, actor=user.username if user else None)
+        except UserError:
+            flow_budgets.SMS_PER_FLOW.give_back(flow.id)  # nothing was sent (cooldown, cap, gateway)
+            raise
     flow.state.sms_phone = phone
     return sent
 

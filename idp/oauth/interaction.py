@@ -145,8 +145,9 @@ def id_token_hint_claims(token: str) -> dict | None:
 
 
 def resume_url_after_login() -> str:
-    """The same authorization request without the parts that asked for a fresh login or for
-    registration, so coming back after logging in (or registering) does not ask again."""
+    """The same authorization request without the parts that asked for a fresh login, for
+    registration or for a first page, so coming back after logging in (or registering, or
+    recovering access) does not ask again."""
     params = [(k, v) for k, v in request.values.items(multi=True) if k not in ("csrf_token", "decision")]
     out = []
     for key, value in params:
@@ -154,7 +155,7 @@ def resume_url_after_login() -> str:
             value = " ".join(p for p in value.split() if p not in ("login", "create"))
             if not value:
                 continue
-        if key == "id_token_hint":
+        if key in ("id_token_hint", "screen_hint"):
             continue
         out.append((key, value))
     return f"{request.path}?{urlencode(out)}"

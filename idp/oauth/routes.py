@@ -29,6 +29,11 @@ from .server import query_client, server
 
 bp = Blueprint("oauth", __name__)
 
+#: ``screen_hint`` (the name Auth0 gives it): the page a login that is needed starts on.  A
+#: relying system's own 忘记密码？ / 忘记用户名？ start an authorization request with it, so the
+#: recovery ends in a login that continues that request (an unknown hint: the login page)
+SCREEN_HINTS = {"forgot_password": "recovery.password", "forgot_username": "recovery.username"}
+
 
 @bp.route("/oauth/authorize", methods=["GET", "POST"])
 def authorize():
@@ -66,7 +71,7 @@ def authorize():
         ask_login_then_resume(resume_url_after_login())
         if hint := request.values.get("login_hint"):
             session["login_hint"] = hint[:32]
-        return redirect(url_for("auth.login"))
+        return redirect(url_for(SCREEN_HINTS.get(request.values.get("screen_hint", ""), "auth.login")))
     if needed is not None and needed.prompt == "user_type":
         if "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)

@@ -172,8 +172,11 @@ def phone_change(origin: str):
         return redirect(url_for(sms_endpoint))
     step = PHONE_CHANGE.step("verify")
     form = step.form()
-    outcome = run_sms_step(form, aliases=_FIELD_ALIASES, send=lambda: send_phone_change_code(flow, form.phone.data or ""),
-                           submit=lambda: step.handler(flow, form))
+    def send():
+        return send_phone_change_code(flow, form.phone.data or "", bank_code=form.bank_code.data,
+                                      card_number=form.card_number.data)
+
+    outcome = run_sms_step(form, aliases=_FIELD_ALIASES, send=send, submit=lambda: step.handler(flow, form))
     if outcome.done:
         origin, masked = outcome.result
         flash(f"手机号码已更换为{masked}，请继续完成验证", "ok")
@@ -194,4 +197,6 @@ def phone_change_sms(origin: str):
     flow = phone_change_for(origin)
     if flow is None:
         return jsonify(error="step_not_reached", message="请先完成前面的步骤"), 409
-    return sms_json(lambda: send_phone_change_code(flow, request.form.get("phone", "")))
+    values = request.form
+    return sms_json(lambda: send_phone_change_code(flow, values.get("phone", ""), bank_code=values.get("bank_code"),
+                                                   card_number=values.get("card_number")))

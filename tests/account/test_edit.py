@@ -288,3 +288,47 @@ def test_a_pending_change_belongs_to_the_account_that_started_it(app):
         again.state.user_id = first.id
         again.save()
         assert flow_of(first).id == again.id
+
+
+# -- the card lookup: a new card the bank would refuse is refused without a four-element check ---------
+def _sandbox(app):
+    with app.app_context():
+        from idp.services.verification.bank import bank_verifier
+
+        verifier = bank_verifier()
+        return verifier.session.get_adapter(verifier.url).app
+
+
+def _bank_checks_used(app, user) -> int:
+    with app.app_context():
+        return profile_change.BANK_CHECKS.used(user.id)
+
+
+def test_a_credit_or_inactive_new_card_is_refused_by_the_lookup(app, client):
+    chenjing = CITIZENS["chenjing"]
+    user = make_citizen_account(app, chenjing, "chenjing")
+    signed_in(app, client, user)
+    before = snapshot(app, user.id)
+    for key, message in (("credit", "该卡不是借记卡"), ("inactive", "该银行卡状态异常")):
+        card = CITIZENS[key]
+        refused = edit(client, bank_code=card.bank_code, card_number=card.card_number)
+        assert refused.status_code == 400 and any(message in e for e in field_errors(refused.data))
+    assert _sandbox(app).lookups == 2 and _sandbox(app).calls == 0  # no four-element check was spent
+    assert _bank_checks_used(app, user) == 2  # a refused lookup is paid as a check: no free probing
+    assert [e.details["reason"] for e in audit_events(app, "profile.change")] == ["card_not_debit", "card_inactive"]
+    assert snapshot(app, user.id) == before
+
+
+def test_a_debit_new_card_passes_the_lookup_and_pays_one_check(app, client):
+    user = make_citizen_account(app, DEMO, "wangxm", bank_code="ICBC", card_number=OLD_CARD)
+    signed_in(app, client, user)
+    assert edit(client, bank_code="CCB", card_number=DEMO.card_number).headers["Location"] == "/account/"
+    assert _sandbox(app).lookups == 1 and _sandbox(app).calls == 1
+    assert _bank_checks_used(app, user) == 1
+
+
+def test_an_unchanged_card_is_not_looked_up(app, client):
+    user = make_citizen_account(app, DEMO, "wangxm", name="王晓明")
+    signed_in(app, client, user)
+    assert edit(client, name="王小明").headers["Location"] == "/account/"
+    assert _sandbox(app).lookups == 0 and _sandbox(app).calls == 1

@@ -39,12 +39,11 @@ def test_environment_overrides_and_derived_links(monkeypatch):
     monkeypatch.setenv("EXAM_ISSUER", "https://idp.example.test")
     monkeypatch.setenv("EXAM_CLIENT_ID", "from-env")
     monkeypatch.setenv("EXAM_HTTP_TIMEOUT", "2.5")
-    monkeypatch.setenv("EXAM_RECOVERY_PASSWORD_URL", "https://idp.example.test/zhmm")
+    monkeypatch.setenv("EXAM_PASSWORD_URL", "https://idp.example.test/xgmm")
     config = load_config("development")
     assert config.CLIENT_ID == "from-env" and config.HTTP_TIMEOUT == 2.5
     assert config.ACCOUNT_URL == "https://idp.example.test/account/"
-    assert config.RECOVERY_USERNAME_URL == "https://idp.example.test/recovery/username"
-    assert config.RECOVERY_PASSWORD_URL == "https://idp.example.test/zhmm"
+    assert config.PASSWORD_URL == "https://idp.example.test/xgmm"
 
 
 def test_bad_values_are_named(monkeypatch):

@@ -210,3 +210,50 @@ def test_the_link_sits_on_the_sms_page_of_both_recoveries_and_nowhere_else(clien
         assert page.count("手机号已停用？</a>") == 1 and link in page, origin
         assert page.index('name="sms_code"') < page.index(link) < page.rindex('name="submit"'), origin
         assert note in page, origin
+
+
+# -- the card lookup: a card the bank would refuse is refused before a code is spent ---------------------
+def _sandbox(app):
+    with app.app_context():
+        from idp.services.verification.bank import bank_verifier
+
+        verifier = bank_verifier()
+        return verifier.session.get_adapter(verifier.url).app
+
+
+def test_a_credit_or_inactive_card_is_refused_before_a_code_is_sent(app, client, recovery):
+    make_citizen_account(app, DEMO, "wangxm", phone=STOPPED_PHONE)
+    recovery.username_identity()
+    for key, message in (("credit", "该卡不是借记卡"), ("inactive", "该银行卡状态异常")):
+        card = CITIZENS[key]
+        refused = recovery.post("/recovery/phone/username", button="send_sms", phone=DEMO.phone,
+                                bank_code=card.bank_code, card_number=card.card_number)
+        html = refused.data.decode()
+        assert refused.status_code == 400 and any(message in e for e in field_errors(html))
+        assert "短信验证码已发送" not in html  # red and green never together
+    assert outbox(client, DEMO.phone) == []
+    assert _sandbox(app).lookups == 2 and _sandbox(app).calls == 0
+    assert [e.details["reason"] for e in audit_events(app, "phone.change")] == ["card_not_debit", "card_inactive"]
+
+    # the JSON button asks the same
+    token = page_fields(client.get("/recovery/phone/username").data)["csrf_token"]
+    credit = CITIZENS["credit"]
+    answer = client.post("/recovery/phone/username/sms", data={
+        "phone": DEMO.phone, "bank_code": credit.bank_code, "card_number": credit.card_number, "csrf_token": token})
+    assert answer.status_code == 400 and "该卡不是借记卡" in answer.get_json()["message"]
+    assert outbox(client, DEMO.phone) == []
+
+    # his own debit card passes the lookup: the code goes, and the change completes
+    sent = recovery.post("/recovery/phone/username", button="send_sms", phone=DEMO.phone,
+                         bank_code=DEMO.bank_code, card_number=DEMO.card_number)
+    assert sent.status_code == 200 and "短信验证码已发送至138****8000" in sent.data.decode()
+    assert _sandbox(app).lookups == 4
+    changed = recovery.phone_change("username", DEMO)
+    assert changed.headers["Location"] == "/recovery/username/sms"
+
+
+def test_without_a_card_typed_the_code_goes_without_a_lookup(app, client, recovery):
+    make_citizen_account(app, DEMO, "wangxm", phone=STOPPED_PHONE)
+    recovery.username_identity()
+    sent = recovery.post("/recovery/phone/username", button="send_sms", phone=DEMO.phone, card_number="")
+    assert sent.status_code == 200 and _sandbox(app).lookups == 0

@@ -15,9 +15,9 @@ from ...extensions import db
 from ...models import User
 from ..audit import events as audit
 from ..identity import pii
-from ..limits import Charge, KeyedLimit
+from ..limits import Charge, KeyedLimit, charged
 from .records import decrypted
-from ..verification.bank import BankCheck, bank_verifier, raise_for
+from ..verification.bank import BankCheck, BankUnavailable, CardKind, bank_verifier, raise_for, raise_for_card
 from ..identity.rules import check_card_number, check_mobile, check_name
 from ..recovery import set_phone
 from ..registration import check_bank_code
@@ -116,6 +116,8 @@ def verify_with_bank(user: User, change: ProfileChange, *, charges: tuple[Charge
         id_number = decrypted(user, "id_number")
         if not user.id_type or not id_number:
             raise NoDocumentOnFile()
+        if {"bank", "card"} & set(change.changed):
+            _refuse_unusable_card(user, change, charges)
         outcome = bank_verifier().verify(
             BankCheck(bank=change.bank_code, card_number=change.card_number, name=change.name,
                       id_type=user.id_type, id_number=id_number, phone=change.phone),
@@ -127,6 +129,22 @@ def verify_with_bank(user: User, change: ProfileChange, *, charges: tuple[Charge
                   subject=user.sub, reason=exc.reason_code, fields=list(change.changed))
         db.session.commit()
         raise
+
+
+def _refuse_unusable_card(user: User, change: ProfileChange, charges: tuple[Charge, ...]) -> None:
+    """A new card is looked up first: a credit, inactive or unknown card is refused without a
+    four-element check.  The lookup is paid as a bank check (kept on a refusal, so it is no free
+    way to probe cards; given back for a debit card, whose check follows and pays for itself)."""
+    budget = (*charges, BANK_CHECKS.charge(user.id))
+    try:
+        with charged(budget, refund_on=(BankUnavailable,)):
+            kind = bank_verifier().lookup_card(change.bank_code, change.card_number)
+    except BankUnavailable:
+        return  # the lookup is a courtesy: the four-element check still decides
+    if kind is CardKind.DEBIT:
+        for charge in reversed(budget):
+            charge.give_back()
+    raise_for_card(kind)
 
 
 def apply(user: User, change: ProfileChange) -> None:

@@ -5,7 +5,10 @@ The contract is ours (SPEC §6): ``POST {BANK_URL}/v1/verifications`` with a JSO
 ``{request_id, outcome}``, the outcome being one of ``BankOutcome``.  Both directions are signed
 with HMAC-SHA256 under a shared secret over the method, path, timestamp, request id and a digest
 of the body, so neither a request nor an answer can be forged or replayed (the platform refuses
-a request id it has seen and a timestamp more than five minutes off).
+a request id it has seen and a timestamp more than five minutes off).  ``POST {BANK_URL}/v1/cards/lookup``
+with ``{request_id, bank, card_number}``, signed the same way, answers ``{request_id, card}``
+(``CardKind``): what card it is, asked before an SMS code or a check is spent on it.  The README's
+"bank verification platform's contract" spells both out.
 
 A verification is not idempotent (the platform may bill and rate-limit each one), so it is never
 retried once sent; only a connection that could not be opened is tried once more.  Every failure
