@@ -198,13 +198,18 @@ class Server:
     seed: dict = field(default_factory=dict)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        # the whole process group (each server starts its own session): a worker must not
+        # outlive its main process
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
 
 def reset_database(url: str) -> None:
@@ -498,9 +503,14 @@ def check_targets(rows: list[dict]) -> list[dict]:
         checks.append({"target": what, "value": value, "goal": goal, "met": bool(ok)})
 
     peer = {(r["op"], r["concurrency"]) for r in rows if r["impl"] == "peer"}
+    peer_units = {(r["op"], r["concurrency"]): r["units"] for r in rows if r["impl"] == "peer"}
     for r in sorted((r for r in rows if r["impl"] == "ours"), key=lambda r: (r["op"], r["concurrency"])):
         op, c, name = r["op"], r["concurrency"], r["operation"]
         check(f"{name} c={c}: no errors", r["errors"], "0", r["errors"] == 0)
+        if not r["units"] or not peer_units.get((op, c), 1):
+            # nothing finished inside the window: no figure to compare (a longer --duration)
+            check(f"{name} c={c}: units completed in the window (ours, peer)",
+                  f"{r['units']}, {peer_units.get((op, c), '-')}", "> 0 each", False)
         has_peer = (op, c) in peer
         goal = TARGETS["flow_vs_peer"] if op == "flow" else TARGETS["protocol_vs_peer"] if op in PROTOCOL_OPS else None
         if goal is not None:
