@@ -1,4 +1,5 @@
-"""WSGI entry point: ``gunicorn wsgi:app`` (settings from IDP_* variables, IDP_ENV=production)."""
+"""WSGI entry point: ``granian --interface wsgi … wsgi:app`` (the README's Production section; gunicorn
+serves it too), settings from IDP_* variables, IDP_ENV=production."""
 
 from idp import create_app
 

@@ -9,6 +9,12 @@ times per run, ``--runs`` times; the median µs per request is printed, with min
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_inprocess \\
         --redis-url redis://127.0.0.1:6379/14                     # wipes both, like bench/run.py
     .venv/bin/python bench/inprocess.py --profile userinfo       # cProfile of one endpoint
+    .venv/bin/python bench/inprocess.py --flow --database-url … --redis-url …   # the login flow, step by step
+
+``--flow`` runs whole login flows through the Flask test client (a relying system that is not
+first-party, so the consent page is part of it; argon2id with the production parameters) and
+prints, per step, the CPU the app spent (µs, median), the SQL round trips (statements, COMMITs,
+ROLLBACKs) and the Redis round trips and commands, counted with SQLAlchemy and redis-py hooks.
 
 PostgreSQL's and Redis's own CPU is not counted here (bench/run.py counts it): only the Python
 process's, which includes the client side of each round trip.
@@ -36,11 +42,10 @@ from idp import create_app  # noqa: E402
 from idp.extensions import db, redis_store  # noqa: E402
 
 
-def build_app(database_url: str, redis_url: str, keys_dir: str):
-    app = create_app(
-        "development", DATABASE_URL=database_url, REDIS_URL=redis_url, KEYS_DIR=keys_dir,
-        LOG_LEVEL="WARNING", ARGON2_MEMORY_KIB=1024, ARGON2_TIME_COST=1,
-    )
+def build_app(database_url: str, redis_url: str, keys_dir: str, **overrides):
+    settings = dict(LOG_LEVEL="WARNING", ARGON2_MEMORY_KIB=1024, ARGON2_TIME_COST=1)
+    settings.update(overrides)
+    app = create_app("development", DATABASE_URL=database_url, REDIS_URL=redis_url, KEYS_DIR=keys_dir, **settings)
     with app.app_context():
         from flask_migrate import upgrade
 
@@ -116,6 +121,223 @@ def measure(call, n: int) -> float:
     return (time.process_time() - start) / n * 1e6
 
 
+# -- the login flow, step by step -----------------------------------------------------------------------
+FLOW_STEPS = (
+    "authorize (no session)", "login page", "captcha image", "login POST", "authorize (signed in)",
+    "consent POST (code)", "token (code)", "userinfo",
+)
+CAPTCHA = "BENCH"
+FLOW_PASSWORD = "Bench-Login-2024!"
+REDIRECT = "https://rp.example/cb"
+
+
+class Meter:
+    """WSGI middleware and hooks: CPU of this thread, SQL and Redis round trips, per request."""
+
+    def __init__(self, app) -> None:
+        import redis.connection
+        from sqlalchemy import event
+
+        self.app, self.inner = app, app.wsgi_app
+        self.step = ""
+        # CPU time, not wall time: waiting for PostgreSQL is not this process's cost
+        self.profile_step, self.profiler = "", cProfile.Profile(time.thread_time)
+        self.trace_step, self.trace = "", []
+        self.now = dict(sql=0, commit=0, rollback=0, redis_trips=0, redis_commands=0)
+        self.records: list[tuple[str, float, dict]] = []
+        with app.app_context():
+            engine = db.engine
+        def statement(conn, cursor, sql, *rest) -> None:
+            self._add("sql")
+            self._trace("SQL " + " ".join(sql.split())[:160])
+
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "commit", lambda *a: self._add("commit"))
+        event.listen(engine, "rollback", lambda *a: self._add("rollback"))
+
+        def reset(dbapi_connection, record, *rest) -> None:
+            # a connection back in the pool is rolled back; psycopg sends nothing when idle
+            info = getattr(dbapi_connection, "info", None)
+            if info is not None and getattr(info, "transaction_status", 0) != 0:
+                self._add("rollback")
+
+        event.listen(engine, "reset", reset)
+        conn_class = redis.connection.AbstractConnection
+        send_packed, send, pack_many = conn_class.send_packed_command, conn_class.send_command, conn_class.pack_commands
+        meter = self
+
+        def send_packed_command(conn, command, check_health=True):
+            meter._add("redis_trips")
+            return send_packed(conn, command, check_health)
+
+        def send_command(conn, *args, **kwargs):
+            meter._add("redis_commands")
+            meter._trace("Redis " + " ".join(str(a)[:40] for a in args[:3]))
+            return send(conn, *args, **kwargs)
+
+        def pack_commands(conn, commands):
+            commands = list(commands)
+            meter._add("redis_commands", len(commands))
+            for args in commands:
+                meter._trace("Redis (pipelined) " + " ".join(str(a)[:40] for a in args[:3]))
+            return pack_many(conn, commands)
+
+        conn_class.send_packed_command, conn_class.send_command = send_packed_command, send_command
+        conn_class.pack_commands = pack_commands
+        app.wsgi_app = self
+
+    def _add(self, key: str, n: int = 1) -> None:
+        self.now[key] += n
+
+    def _trace(self, line: str) -> None:
+        if self.trace_step and self.step.startswith(self.trace_step):
+            self.trace.append(line)
+
+    def __call__(self, environ, start_response):
+        before = dict(self.now)
+        profiling = bool(self.profile_step) and self.step.startswith(self.profile_step)
+        if profiling:
+            self.profiler.enable()
+        started = time.thread_time()
+        body = b"".join(self.inner(environ, start_response))  # the whole response, inside the window
+        cpu = time.thread_time() - started
+        if profiling:
+            self.profiler.disable()
+        self.records.append((self.step, cpu, {k: self.now[k] - before[k] for k in self.now}))
+        return [body]
+
+
+def _field(html: str, name: str) -> str:
+    import re
+    from html import unescape
+
+    for tag in re.findall(r"<input\b[^>]*>", html):
+        if f'name="{name}"' in tag:
+            found = re.search(r'value="([^"]*)"', tag)
+            return unescape(found.group(1)) if found else ""
+    raise SystemExit(f"no {name} field on the page:\n{html[:2000]}")
+
+
+def one_flow(app, meter: Meter, client_id: str, secret: str, username: str) -> None:
+    import hashlib
+    import re
+    import secrets as _secrets
+    from html import unescape
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    browser = app.test_client()  # a fresh browser: no cookies
+
+    def step(name: str, response, status: int):
+        if response.status_code != status:
+            raise SystemExit(f"{name}: {response.status_code} (expected {status})\n{response.get_data(as_text=True)[:1500]}")
+        return response
+
+    def path(url: str) -> str:
+        parts = urlsplit(url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+
+    verifier = _secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+                       "scope": "openid profile", "state": "s" + _secrets.token_urlsafe(8),
+                       "nonce": _secrets.token_urlsafe(8), "code_challenge": challenge,
+                       "code_challenge_method": "S256"})
+    meter.step = FLOW_STEPS[0]
+    r = step(meter.step, browser.get("/oauth/authorize?" + query), 302)
+    meter.step = FLOW_STEPS[1]
+    page = step(meter.step, browser.get(path(r.headers["Location"])), 200).get_data(as_text=True)
+    captcha_id, csrf_token = _field(page, "captcha_id"), _field(page, "csrf_token")
+    meter.step = FLOW_STEPS[2]
+    step(meter.step, browser.get(f"/captcha/{captcha_id}.png"), 200)
+    meter.step = FLOW_STEPS[3]
+    r = step(meter.step, browser.post("/login", data={
+        "csrf_token": csrf_token, "username": username, "password": FLOW_PASSWORD,
+        "captcha_id": captcha_id, "captcha": CAPTCHA, "user_type": "personal"}), 302)
+    meter.step = FLOW_STEPS[4]
+    consent = step(meter.step, browser.get(path(r.headers["Location"])), 200).get_data(as_text=True)
+    action = unescape(re.search(r'<form method="post" action="([^"]*)"', consent).group(1))
+    meter.step = FLOW_STEPS[5]
+    r = step(meter.step, browser.post(action, data={"csrf_token": _field(consent, "csrf_token"),
+                                                     "decision": "allow"}), 302)
+    code = parse_qs(urlsplit(r.headers["Location"]).query)["code"][0]
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    meter.step = FLOW_STEPS[6]
+    tokens = step(meter.step, browser.post("/oauth/token", headers={"Authorization": f"Basic {basic}"}, data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+        "code_verifier": verifier}), 200).get_json()
+    meter.step = FLOW_STEPS[7]
+    step(meter.step, browser.get("/oauth/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}), 200)
+
+
+def flow_mode(app, flows: int, profile_step: str = "", trace_step: str = "") -> None:
+    from idp.oauth.keys import key_store
+    from idp.services.accounts.records import NewAccount, create_account
+    from idp.services.admin.clients import ClientSpec, create_client
+    from idp.services.identity.passwords import hash_password, verify_password
+
+    with app.app_context():
+        if not key_store().published():
+            key_store().rotate("RS256")
+        client, secret = create_client(ClientSpec(
+            name="压测第三方", client_id="bench-rp", redirect_uris=[REDIRECT], scope="openid profile"))
+        client_id = client.client_id
+        # one account per flow: a consent, once given, would skip the consent page next time
+        usernames = [f"flow{n:04d}" for n in range(flows + 1)]
+        password_hash = hash_password(FLOW_PASSWORD)
+        for username in usernames:
+            create_account(NewAccount(username=username, password="", name="压测用户", password_hash=password_hash),
+                           real_name_verified=False, role=None, actor="bench")
+        params = app.config["ARGON2_MEMORY_KIB"], app.config["ARGON2_TIME_COST"], app.config["ARGON2_PARALLELISM"]
+        verifies = []
+        for _ in range(max(5, flows // 2)):
+            started = time.thread_time()
+            verify_password(password_hash, FLOW_PASSWORD)
+            verifies.append(time.thread_time() - started)
+    meter = Meter(app)
+    one_flow(app, meter, client_id, secret, usernames[0])  # warm-up: imports, templates, pools
+    if trace_step:
+        meter.trace_step = trace_step
+        one_flow(app, meter, client_id, secret, usernames.pop())
+        print(f"round trips of the step {trace_step!r}, one flow:")
+        print("\n".join("  " + line for line in meter.trace))
+        flows -= 1
+    meter.records.clear()
+    meter.profile_step = profile_step
+    for username in usernames[1:]:
+        one_flow(app, meter, client_id, secret, username)
+    if profile_step:
+        pstats.Stats(meter.profiler).sort_stats("cumulative").print_stats(45)
+
+    by_step: dict[str, list[tuple[float, dict]]] = {name: [] for name in FLOW_STEPS}
+    for name, cpu, counts in meter.records:
+        by_step[name].append((cpu, counts))
+    verify_us = statistics.median(verifies) * 1e6
+    print(f"one login flow, step by step: median of {flows} flows (after one warm-up), argon2id "
+          f"m={params[0]} KiB t={params[1]} p={params[2]}; CPU of this process only (no WSGI server, "
+          f"no PostgreSQL or Redis CPU)")
+    head = f"  {'step':26s} {'req':>3s} {'CPU µs':>8s} {'SQL':>4s} {'COMMIT':>6s} {'ROLLBACK':>8s} {'Redis trips':>11s} {'Redis cmds':>10s}"
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    totals = dict(cpu=0.0, sql=0, commit=0, rollback=0, redis_trips=0, redis_commands=0, requests=0)
+    for name in FLOW_STEPS:
+        rows = by_step[name]
+        requests = len(rows) // flows
+        cpu = statistics.median(c for c, _ in rows) * 1e6 * requests
+        # the usual count (the per-process client cache reloads a client every few seconds)
+        counts = {k: statistics.median_low(c[k] for _, c in rows) for k in rows[0][1]}
+        totals["cpu"] += cpu
+        totals["requests"] += requests
+        for k in counts:
+            totals[k] += counts[k]
+        print(f"  {name:26s} {requests:3d} {cpu:8.0f} {counts['sql']:4d} {counts['commit']:6d} {counts['rollback']:8d} "
+              f"{counts['redis_trips']:11d} {counts['redis_commands']:10d}")
+    print("  " + "-" * (len(head) - 2))
+    print(f"  {'whole flow':26s} {totals['requests']:3d} {totals['cpu']:8.0f} {totals['sql']:4d} {totals['commit']:6d} "
+          f"{totals['rollback']:8d} {totals['redis_trips']:11d} {totals['redis_commands']:10d}")
+    print(f"  {'  of which argon2id verify':26s} {'':3s} {verify_us:8.0f}")
+    print(f"  {'  everything else':26s} {'':3s} {totals['cpu'] - verify_us:8.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="")
@@ -123,8 +345,26 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", action="append", help="endpoint name prefix (repeatable)")
-    parser.add_argument("--profile", help="cProfile one endpoint (name prefix) and print the top functions")
+    parser.add_argument("--profile", help="cProfile one endpoint (name prefix) and print the top functions; "
+                                          "with --flow, one step of the flow (name prefix)")
+    parser.add_argument("--flow", action="store_true", help="the login flow step by step instead of the endpoints")
+    parser.add_argument("--flows", type=int, default=30, help="login flows measured with --flow")
+    parser.add_argument("--trace", help="with --flow: print the SQL statements and Redis commands of one step")
     args = parser.parse_args()
+
+    if args.flow:
+        with tempfile.TemporaryDirectory() as tmp:
+            database_url = args.database_url or f"sqlite:///{tmp}/bench.db"
+            # the production hashing parameters; the fixed captcha answer and a per-IP limit
+            # that one process may exceed, as bench/run.py sets them
+            app = build_app(database_url, args.redis_url, str(Path(tmp) / "keys"), ARGON2_MEMORY_KIB=19 * 1024,
+                            ARGON2_TIME_COST=2, ARGON2_PARALLELISM=1, CAPTCHA_FIXED=CAPTCHA,
+                            LOGIN_IP_LIMIT="1000000 per minute", CAPTCHA_IP_LIMIT="1000000 per minute")
+            flow_mode(app, args.flows, args.profile or "", args.trace or "")
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{tmp}/bench.db"

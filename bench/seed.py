@@ -1,5 +1,5 @@
 """Seed a fresh provider for the benchmark: database and signing keys (``idp init``), one first-party
-web client (code + PKCE + refresh), one service client (client_credentials) and N operator accounts.
+web client (code + PKCE + refresh), one service client (client_credentials) and N citizen accounts.
 
 Run with the same IDP_* environment as the server (``bench/run.py`` does); prints one JSON object
 with the client credentials and the accounts on stdout.  Accounts go through
@@ -43,9 +43,17 @@ def main() -> None:
             username = f"bench{n:03d}"
             create_account(
                 NewAccount(username=username, password=args.password, name=f"压测用户{n}"),
-                real_name_verified=False, role="operator", actor="bench",
+                # citizens: a staff role would send the login to its second factor
+                real_name_verified=False, role=None, actor="bench",
             )
             users.append(username)
+        # the parameters the stored hashes were made with ($argon2id$v=19$m=…,t=…,p=…$…), not
+        # only the configured ones: the flow's cost is the hash's
+        from idp.extensions import db
+        from idp.models import User
+
+        stored = db.session.scalar(db.select(User.password_hash).filter_by(username_key=users[0]))
+        params = dict(pair.split("=") for pair in stored.split("$")[3].split(","))
         json.dump(
             {
                 "web": {"client_id": web.client_id, "client_secret": web_secret},
@@ -55,6 +63,9 @@ def main() -> None:
                     "memory_kib": app.config["ARGON2_MEMORY_KIB"],
                     "time_cost": app.config["ARGON2_TIME_COST"],
                     "parallelism": app.config["ARGON2_PARALLELISM"],
+                    "type": stored.split("$")[1],
+                    "stored": {"memory_kib": int(params["m"]), "time_cost": int(params["t"]),
+                               "parallelism": int(params["p"])},
                 },
             },
             sys.stdout,

@@ -195,7 +195,9 @@ class BaseConfig:
             PERMANENT_SESSION_LIFETIME=self.SESSION_IDLE_TIMEOUT,
             WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
             RATELIMIT_STORAGE_URI=self.REDIS_URL or "memory://",
-            RATELIMIT_HEADERS_ENABLED=True,
+            # X-RateLimit-* headers would cost two more Redis round trips (the window's count and
+            # expiry) on every limited request; a refused one still says Retry-After (errors.py)
+            RATELIMIT_HEADERS_ENABLED=False,
             JSON_SORT_KEYS=False,
         )
         return values

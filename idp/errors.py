@@ -237,7 +237,13 @@ def register_error_handlers(app: Flask) -> None:
             429: "操作过于频繁，请稍后再试。",
         }
         message = messages.get(exc.code or 500, exc.description or "请求无法处理。")
-        return _error_page(exc.code or 500, str(exc.code), message, exc.name.lower().replace(" ", "_"))
+        answer = make_response(_error_page(exc.code or 500, str(exc.code), message, exc.name.lower().replace(" ", "_")))
+        window = getattr(getattr(exc, "limit", None), "limit", None)  # Flask-Limiter's refusal
+        if exc.code == 429 and window is not None:
+            # the window's length: the limit has reset by then (asking Redis when exactly would
+            # cost a round trip on every limited request)
+            answer.headers["Retry-After"] = str(window.get_expiry())
+        return answer
 
     if app.testing:
         return  # tests see the real traceback

@@ -182,16 +182,25 @@ SESSIONLESS_PATHS = ("/healthz", "/readyz", "/metrics", "/static/", "/favicon.ic
 _PROTOCOL_PATHS = "idp_protocol_paths"
 
 
+_STATELESS_PREFIXES = "idp_stateless_prefixes"
+
+
 def serve_without_browser_state(app: Flask, *paths: str) -> None:
-    """Declare protocol endpoints (token, userinfo, discovery, JWKS...): their callers are
-    clients with their own credentials, not browsers, so these paths load and save no
-    server-side session (no Redis round trip, no cookie) and skip Flask-Limiter's per-request
-    check, which holds no limit for them.  Decided once per path, at start-up."""
-    app.extensions.setdefault(_PROTOCOL_PATHS, set()).update(paths)
+    """Declare paths whose answer depends on nothing the browser's session holds: protocol
+    endpoints (token, userinfo, discovery, JWKS...), whose callers are clients with their own
+    credentials, and resources named by an unguessable id of their own (a captcha's image).
+    They load and save no server-side session (no Redis round trip, no cookie) and skip
+    Flask-Limiter's per-request hook; a limit declared on the view itself still counts (the
+    decorator checks it).  A path ending in "/" declares everything under it.  Decided once per
+    path, at start-up."""
+    app.extensions.setdefault(_PROTOCOL_PATHS, set()).update(p for p in paths if not p.endswith("/"))
+    prefixes = tuple(p for p in paths if p.endswith("/"))
+    app.extensions[_STATELESS_PREFIXES] = app.extensions.get(_STATELESS_PREFIXES, ()) + prefixes
 
 
 def is_stateless_path(app: Flask, path: str) -> bool:
-    return path in app.extensions.get(_PROTOCOL_PATHS, ()) or path.startswith(SESSIONLESS_PATHS)
+    return (path in app.extensions.get(_PROTOCOL_PATHS, ()) or path.startswith(SESSIONLESS_PATHS)
+            or path.startswith(app.extensions.get(_STATELESS_PREFIXES, ())))
 
 
 class ChangedOnlyRedisSessions(RedisSessionInterface):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, g, make_response, redirect, render_template, request, session, url_for
 
 from ..errors import CaptchaInvalid, InvalidCredentials
-from ..extensions import limiter
+from ..extensions import limiter, serve_without_browser_state
 from ..mfa.gate import second_factor_step
 from ..oauth.logout import end_browser_login
 from ..services.accounts import records as accounts
@@ -17,6 +17,9 @@ from ..services.accounts.resume import pop_resume_url
 
 bp = Blueprint("auth", __name__)
 bp.before_app_request(load_user)
+# a captcha's image, audio and a new challenge need no session: each challenge is found by its
+# own unguessable id and spent by the form that names it (their per-IP limit still counts)
+bp.record_once(lambda state: serve_without_browser_state(state.app, "/captcha/"))
 
 
 def _login_limit() -> str:

@@ -52,7 +52,7 @@ def init_command() -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
-    """Run the development server (use gunicorn in production: `gunicorn wsgi:app`)."""
+    """Run the development server (production: the granian command of the README's Production section)."""
     import os
 
     app = current_app._get_current_object()

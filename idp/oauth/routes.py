@@ -54,11 +54,14 @@ def authorize():
             audit.add("consent", "denied", actor=user.username, subject=user.sub, client_id=client.client_id)
             db.session.commit()
             return srv.create_authorization_response(grant_user=None, grant=grant)
+        # the consent, its audit event and the code are one transaction, committed where the
+        # code is saved: no consent recorded without its event, no reload of the user between
         _remember_consent(user.id, client.client_id, scopes)
         audit.add("consent", actor=user.username, subject=user.sub, client_id=client.client_id,
                   scope=" ".join(sorted(scopes)))
-        db.session.commit()
-        return srv.create_authorization_response(grant_user=user, grant=grant)
+        response = srv.create_authorization_response(grant_user=user, grant=grant)
+        db.session.commit()  # nothing left when the code was saved (no round trip); else the consent
+        return response
 
     needed = needed_interaction(client, scopes, login)
     if needed is not None and needed.prompt == "create":
@@ -122,6 +125,7 @@ def pending_authorization_targets() -> list[str]:
 
 
 def _remember_consent(user_id: int, client_id: str, scopes: set[str]) -> None:
+    """Add or widen the consent in the caller's transaction (the caller commits)."""
     consent = db.session.scalar(
         select(Consent).where(Consent.user_id == user_id, Consent.client_id == client_id)
     )
@@ -133,7 +137,6 @@ def _remember_consent(user_id: int, client_id: str, scopes: set[str]) -> None:
     else:
         consent.scope = " ".join(sorted(scopes | set(consent.scope.split())))
         consent.granted_at, consent.expires_at = now, expires
-    db.session.commit()
 
 
 @bp.post("/oauth/token")

@@ -95,3 +95,20 @@ def test_production_refuses_an_alphabet_the_audio_cannot_read(monkeypatch):
     monkeypatch.setenv("IDP_CAPTCHA_ALPHABET", "abcdefghjk")
     with pytest.raises(ConfigError, match="IDP_CAPTCHA_ALPHABET"):
         load_config("production")
+
+
+def test_the_image_needs_no_session_and_stays_rate_limited(keys_dir):
+    app = make_app(keys_dir, CAPTCHA_IP_LIMIT="3 per minute")
+    client = app.test_client()
+    page = client.get("/login")
+    assert page.headers.get("Set-Cookie")  # the login page keeps its server-side session
+    captcha_id = form_fields(page.data)["captcha_id"]
+    answers = [client.get(f"/captcha/{captcha_id}.png") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].mimetype == "image/png"
+    assert not any(a.headers.get("Set-Cookie") for a in answers)  # no session loaded, none saved
+    assert answers[3].headers["Retry-After"] == "60"
+    # the challenge is still spent by the form that names it, once
+    with app.app_context():
+        assert captcha.check_captcha(captcha_id, app.config["CAPTCHA_FIXED"])
+        assert not captcha.check_captcha(captcha_id, app.config["CAPTCHA_FIXED"])

@@ -184,6 +184,7 @@ def test_per_ip_throttle_on_login_posts(client, app):
     throttled = login(client, "nobody_here", "Wrong#password1")
     assert throttled.status_code == 429
     assert "操作过于频繁" in throttled.data.decode()
+    assert throttled.headers["Retry-After"] == "60"  # the window of "3 per minute"
 
 
 def test_login_lockout_is_audited(app, client, user):

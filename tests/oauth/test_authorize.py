@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from idp.extensions import db
 from idp.models import Client
 
@@ -132,6 +134,35 @@ def test_consent_page_for_third_party_systems_is_remembered(client, make_client,
     assert again.status_code == 302 and "code=" in again.headers["Location"]
     # prompt=consent asks again
     assert flow.authorize(scope="openid", prompt="consent").status_code == 200
+
+
+def test_consent_its_event_and_the_code_are_one_transaction(app, client, make_client, user, monkeypatch):
+    from idp.models import AuditEvent, AuthorizationCode, Consent
+    from idp.oauth.grants import AuthorizationCodeGrant
+
+    third = make_client(name="第三方服务", first_party=False)
+    login(client, user.username, DEFAULT_PASSWORD)
+    page = CodeFlow(client, third).authorize(scope="openid profile")
+    action = "/oauth/authorize?" + page.request.query_string.decode()
+    csrf_token = form_fields(page.data)["csrf_token"]
+
+    def recorded() -> tuple[int, int, int]:
+        with app.app_context():
+            return (db.session.query(Consent).filter_by(client_id=third.client_id).count(),
+                    db.session.query(AuditEvent).filter_by(event="consent", client_id=third.client_id).count(),
+                    db.session.query(AuthorizationCode).filter_by(client_id=third.client_id).count())
+
+    def no_code(self, code, request):
+        raise RuntimeError("the code could not be saved")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AuthorizationCodeGrant, "save_authorization_code", no_code)
+        with pytest.raises(RuntimeError):
+            client.post(action, data={"decision": "allow", "csrf_token": csrf_token})
+    assert recorded() == (0, 0, 0)  # no consent without its code and its event
+    allowed = client.post(action, data={"decision": "allow", "csrf_token": csrf_token})
+    assert "code" in query_params(allowed.headers["Location"])
+    assert recorded() == (1, 1, 1)
 
 
 def test_consent_denied_returns_access_denied(client, make_client, user):
