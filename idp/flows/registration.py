@@ -84,7 +84,7 @@ def submit_identity(flow: Flow[RegistrationState], form: IdentityForm) -> Identi
     state = flow.state
     flow.require("identity")
     identity = registration.check_identity(form.name.data, form.id_type.data, form.id_number.data,
-                                           form.gender.data or None, _parse_date(form.birthdate.data))
+                                           form.gender.data or None, parse_birthdate(form.birthdate.data))
     try:
         flow_budgets.DOCUMENT_CHECKS_PER_IP.take(request.remote_addr or "-")
         flow_budgets.DOCUMENT_CHECKS_PER_CAPTCHA.take(flow.id, str(state.captcha_round))
@@ -172,7 +172,7 @@ def _refuse(exc: UserError, username: str) -> NoReturn:
     raise exc
 
 
-def _parse_date(raw: str | None) -> date | None:
+def parse_birthdate(raw: str | None) -> date | None:
     raw = (raw or "").strip()
     if not raw:
         return None
