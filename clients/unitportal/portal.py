@@ -138,7 +138,10 @@ def logout():
         return redirect(url_for("unitportal.index"))
     id_token = session.get("id_token")
     session.clear()
-    endpoint = _metadata().get("end_session_endpoint") if id_token else None
+    try:
+        endpoint = _metadata().get("end_session_endpoint") if id_token else None
+    except LoginFailed:
+        endpoint = None  # the platform is unreachable: this portal's session has ended all the same
     if not endpoint:
         return render_template("unitportal/message.html", title="已退出", message="您已退出单位网上办事。")
     state = secrets.token_urlsafe(24)

@@ -15,7 +15,7 @@ from ..services.identity.units import UNIT_TYPES as UNIT_TYPE_CHOICES
 
 keys_cli = AppGroup("keys", help="Signing keys (JWKS).")
 clients_cli = AppGroup("clients", help="Relying systems (OAuth clients).")
-users_cli = AppGroup("users", help="Citizen accounts.")
+users_cli = AppGroup("users", help="Citizen and unit accounts.")
 admin_cli = AppGroup("admin", help="Administrators.")
 
 

@@ -25,14 +25,14 @@ from ..services import flow_budgets, unit_registration
 from ..services.accounts.privacy_consents import claim_consents
 from ..services.accounts.records import NewAccount
 from ..services.identity.units import UnitInfo
-from ..services.identity.rules import check_identity, check_mobile
-from ..services.registration import audit_failure, check_card, check_verification_info, refuse_unusable_card
+from ..services.identity.rules import check_identity
+from ..services.registration import audit_failure, check_verification_info
 from ..services.verification.bank import BankUnavailable
 from ..services.verification.phone_proof import prove
 from ..services.verification.registry import RegistryUnavailable
 from ..services.verification.sms import SmsCode, SmsSent
 from .base import Flow, FlowDefinition, Step
-from .registration import give_card_consent, parse_birthdate, submit_login_info
+from .registration import give_card_consent, parse_birthdate, send_registration_code, submit_login_info
 
 AMR = ["pwd", "sms", "bank"]
 WORDING = flow_budgets.Wording(task="本次注册", again="重新注册")
@@ -91,29 +91,11 @@ def prefill_unit(flow: Flow[UnitRegistrationState], form: UnitInfoForm) -> None:
 # -- 填写经办人信息 ------------------------------------------------------------------------------
 def send_handler_code(flow: Flow[UnitRegistrationState], phone: str, *, bank_code: str | None = None,
                       card_number: str | None = None, consent: bool = False) -> SmsSent:
-    """发送短信验证, as at 填写验证信息: with the card typed and the consent given, the bank is asked
-    what card it is first (paid from the SMS budget), so a credit, inactive or unknown card is
-    refused before a code is spent on it."""
+    """发送短信验证, exactly as at 填写验证信息: with the card typed and the consent given, the bank
+    is asked what card it is first, so a credit, inactive or unknown card is refused before a code
+    is spent on it."""
     flow.require("handler")
-    phone = check_mobile(phone)
-    card = None
-    if consent and (card_number or "").strip():
-        card = check_card(bank_code, card_number or "")
-    flow_budgets.SMS_PER_FLOW.take(flow.id, wording=WORDING)
-    if card is not None:
-        try:
-            refuse_unusable_card(*card)
-        except BankUnavailable:
-            pass  # a courtesy only: 下一步's four-element check still decides
-        except UserError as exc:
-            _refuse(exc, flow.state.username)
-    try:
-        sent = SmsCode("register").send(phone, actor=flow.state.username)
-    except UserError:
-        flow_budgets.SMS_PER_FLOW.give_back(flow.id)  # nothing was sent (cooldown, cap, gateway)
-        raise
-    flow.state.sms_phone = phone
-    return sent
+    return send_registration_code(flow, phone, bank_code=bank_code, card_number=card_number, consent=consent)
 
 
 def submit_handler(flow: Flow[UnitRegistrationState], form: HandlerForm) -> User:

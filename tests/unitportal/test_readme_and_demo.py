@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,11 @@ import requests
 from idp.cli.demo import UNITPORTAL_CLIENT_ID, DemoState, prepare_demo, unregistered_unit
 from idp.extensions import db
 from idp.models import Client
+from idp.sandbox import SandboxCitizen
+from idp.sandbox.bank import load_records
 from idp.services.admin.client_secrets import verify_client_secret
+from idp.services.identity.units import UnitInfo
+from idp.services.unit_registration import register_unit_account
 
 from ..exam.test_demo import _wait_for
 from ..live import free_port
@@ -57,12 +62,6 @@ def test_the_demo_prints_the_readme_block_and_the_readme_tours_unit(tmp_path):
 
 
 def test_the_demo_registers_the_portal_for_units_only_and_offers_a_unit_not_registered_yet(app, tmp_path):
-    from idp.services.unit_registration import register_unit_account
-    from idp.sandbox import SandboxCitizen
-    from idp.sandbox.bank import load_records
-    from idp.services.identity.units import UnitInfo
-    from dataclasses import replace
-
     state = DemoState(tmp_path / "demo.json")
     with app.app_context():
         setup = prepare_demo("http://127.0.0.1:5100", state, "http://127.0.0.1:5200")
