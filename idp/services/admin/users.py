@@ -156,26 +156,28 @@ def search_users(by: str, value: str, *, user_type: str | None = None, actor: Ac
     query = select(User)
     if user_type is not None:
         query = query.where(User.user_type == user_type)
-    if not term:
-        pass
-    elif by == "username":
-        query = query.where(User.username_key.startswith(username_key(term), autoescape=True))
-    elif by == "name":
-        query = query.where(User.name.contains(term, autoescape=True))
-    elif by == "unit_name":
-        query = query.where(User.unit_name.contains(term, autoescape=True))
-    elif by == "id_number":
-        digest = pii.cipher().lookup_hash("id_number", term)
-        query = query.where(or_(User.id_number_hash == digest, User.handler_id_number_hash == digest))
-    elif by == "uscc":
-        query = query.where(User.uscc == "".join(term.split()).upper())
-    else:
-        query = query.where(User.phone_hash == pii.cipher().lookup_hash("phone", term))
+    if term:
+        query = query.where(_matching(by, term))
     users = list(db.session.scalars(query.order_by(User.username_key).limit(SEARCH_LIMIT + 1)))
     narrowed = {**({"by": by} if term else {}), **({"user_type": user_type} if user_type else {})}
     audit.add("admin.user_search", actor=actor.username, results=min(len(users), SEARCH_LIMIT), **narrowed)
     db.session.commit()
     return SearchResult([_row(u) for u in users[:SEARCH_LIMIT]], len(users) > SEARCH_LIMIT)
+
+
+def _matching(by: str, term: str):
+    if by == "username":
+        return User.username_key.startswith(username_key(term), autoescape=True)
+    if by == "name":
+        return User.name.contains(term, autoescape=True)
+    if by == "unit_name":
+        return User.unit_name.contains(term, autoescape=True)
+    if by == "id_number":
+        digest = pii.cipher().lookup_hash("id_number", term)
+        return or_(User.id_number_hash == digest, User.handler_id_number_hash == digest)
+    if by == "uscc":
+        return User.uscc == "".join(term.split()).upper()  # as registration stores it
+    return User.phone_hash == pii.cipher().lookup_hash("phone", term)
 
 
 def _row(user: User) -> UserRow:
