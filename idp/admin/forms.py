@@ -14,6 +14,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..errors import InvalidField
 from ..services.admin.users import SEARCH_FIELDS
+from ..services.identity.rules import USER_TYPES
 from ..services.admin.staff import REASON_MAX, ROLES
 from ..services.audit.log import OUTCOMES
 from ..oauth.claims import SCOPE_LABELS
@@ -178,6 +179,8 @@ class UserSearchForm(FlaskForm):
     by = SelectField("检索方式", choices=[SelectChoice(k, v) for k, v in SEARCH_FIELDS.items()], default="username",
                      validate_choice=False)
     q = StringField("检索内容", render_kw={"type": "search", "autocomplete": "off", "spellcheck": "false"})
+    user_type = SelectField("用户类型", choices=[SelectChoice("", "全部")]
+                            + [SelectChoice(k, v) for k, v in USER_TYPES.items()], default="", validate_choice=False)
     submit = SubmitField("查询", render_kw={"name": ""})
 
 

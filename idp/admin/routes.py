@@ -17,6 +17,7 @@ from ..oauth.claims import SCOPE_LABELS
 from ..services.admin import users as admin_users, clients
 from ..services.audit import log as audit_log
 from ..services.admin.staff import ROLES, actor_of
+from ..services.identity.rules import USER_TYPES
 from .access import fail_closed, requires
 from .forms import (
     AuditFilterForm,
@@ -228,12 +229,13 @@ def user_search():
     failed = False
     if request.method == "POST":
         try:
-            result = admin_users.search_users(form.by.data, form.q.data, actor=_actor())
+            result = admin_users.search_users(form.by.data, form.q.data, user_type=form.user_type.data,
+                                              actor=_actor())
         except UserError as exc:
             error = _show_error(form, exc)
             failed = True
     return render_template("admin/users/search.html", form=form, result=result, error=error,
-                           statuses=admin_users.STATUS_LABELS), 400 if failed else 200
+                           statuses=admin_users.STATUS_LABELS, user_types=USER_TYPES), 400 if failed else 200
 
 
 USER_ACTIONS = {

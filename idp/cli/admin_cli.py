@@ -263,23 +263,26 @@ def clients_rotate_secret(client_id, overlap, reason) -> None:
 
 # -- 用户综合管理 ----------------------------------------------------------------------------------
 @users_cli.command("search")
-@click.option("--by", type=click.Choice(["username", "name", "id-number", "phone"]), default="username",
-              show_default=True)
+@click.option("--by", type=click.Choice(["username", "name", "id-number", "phone", "uscc", "unit-name"]),
+              default="username", show_default=True)
+@click.option("--type", "user_type", type=click.Choice(["personal", "unit"]), default=None,
+              help="only 个人用户 or 单位用户 (alone, with VALUE '': every account of that type)")
 @click.argument("value")
 @click.option("--json", "as_json", is_flag=True)
-def users_search(by, value, as_json) -> None:
-    """Find accounts (ID number and phone: exact match through the keyed hash)."""
+def users_search(by, user_type, value, as_json) -> None:
+    """Find accounts (ID number and phone: exact match through the keyed hash; uscc: exact)."""
     from ..services.admin.users import search_users
 
     try:
-        result = search_users(by.replace("-", "_"), value, actor=cli_actor())
+        result = search_users(by.replace("-", "_"), value, user_type=user_type, actor=cli_actor())
     except UserError as exc:
         _refuse(exc)
     if as_json:
         _echo_json([r.__dict__ for r in result.rows])
         return
     for r in result.rows:
-        click.echo(f"{r.username:<22} {r.status:<9} {r.role or '-':<9} {r.name:<10} {r.sub}")
+        click.echo(f"{r.username:<22} {r.user_type:<9} {r.status:<9} {r.role or '-':<9} {r.name:<10} {r.sub}"
+                   + (f"  {r.unit_name}" if r.unit_name else ""))
     if result.truncated:
         click.echo(f"(only the first {len(result.rows)} shown; narrow the search)", err=True)
 
@@ -301,6 +304,7 @@ def users_show(user) -> None:
         "status": overview.status,
         "auto_locked_seconds": overview.auto_locked_seconds,
         "profile": overview.profile.__dict__,
+        "unit": overview.unit.__dict__ if overview.unit else None,
         "created_at": overview.created_at,
         "last_login_at": overview.last_login_at,
         "sessions": [{"auth_time": s.get("auth_time"), "ip": s.get("ip")} for s in overview.sessions],

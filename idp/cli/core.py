@@ -11,10 +11,11 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from ..errors import UserError
+from ..services.identity.units import UNIT_TYPES as UNIT_TYPE_CHOICES
 
 keys_cli = AppGroup("keys", help="Signing keys (JWKS).")
 clients_cli = AppGroup("clients", help="Relying systems (OAuth clients).")
-users_cli = AppGroup("users", help="Citizen accounts.")
+users_cli = AppGroup("users", help="Citizen and unit accounts.")
 admin_cli = AppGroup("admin", help="Administrators.")
 
 
@@ -200,16 +201,39 @@ def _new_account(username, password, name, id_type, id_number, phone, gender, bi
 
 @users_cli.command("create")
 @_account_options
-def users_create(**kwargs) -> None:
-    """Create a citizen account through the same service the registration wizard uses."""
+@click.option("--unit", "is_unit", is_flag=True,
+              help="a 单位用户: --name, the document, --phone and the card are then its handler's (经办人)")
+@click.option("--unit-name", default=None, help="单位名称, as the enterprise credit registry has it")
+@click.option("--uscc", default=None, help="统一社会信用代码 (18 characters, GB 32100 check character)")
+@click.option("--unit-type", type=click.Choice(list(UNIT_TYPE_CHOICES)), default="enterprise", show_default=True,
+              help="单位类型")
+@click.option("--legal-rep", "legal_rep_name", default=None, help="法定代表人（负责人）姓名")
+def users_create(is_unit, unit_name, uscc, unit_type, legal_rep_name, **kwargs) -> None:
+    """Create a citizen account (or with --unit a unit account) through the same services the
+    registration wizards use: the registry check of the unit, the bank check of the person."""
     from ..services.registration import register_account
 
+    unit_fields = {"--unit-name": unit_name, "--uscc": uscc, "--legal-rep": legal_rep_name}
+    if not is_unit and any(unit_fields.values()):
+        raise click.UsageError("--unit-name, --uscc and --legal-rep describe a unit: add --unit")
+    if is_unit and (missing := [name for name, value in unit_fields.items() if not value]):
+        raise click.UsageError(f"a unit account needs {', '.join(missing)}")
     try:
-        user = register_account(_new_account(**kwargs), actor="cli")
+        data = _new_account(**kwargs)
+        if is_unit:
+            from dataclasses import replace
+
+            from ..services.unit_registration import check_unit, register_unit_account
+
+            unit = check_unit(unit_name, "uscc", uscc, unit_type, legal_rep_name)
+            user = register_unit_account(replace(data, unit=unit), actor="cli")
+        else:
+            user = register_account(data, actor="cli")
     except UserError as exc:
         click.echo(f"refused: {exc.message}", err=True)
         sys.exit(1)
-    click.echo(f"created {user.username} (sub {user.sub})")
+    kind = f"unit {user.unit_name} ({user.uscc}), " if user.is_unit else ""
+    click.echo(f"created {kind}{user.username} (sub {user.sub})")
 
 
 @admin_cli.command("create")

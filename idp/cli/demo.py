@@ -7,9 +7,10 @@ in-process Redis stand-in serves one process only; threads are fine):
 
 - the platform (the OpenID Provider), with the SMS outbox of development mode;
 - the exam candidate service (``clients.exam``), a separate Flask application on its own port;
+- 单位网上办事 (``clients.unitportal``), a second relying system that accepts 单位用户 only;
 - the sandbox bank verification platform on its own port, reached by the platform over HTTP.
 
-Generated passwords and the exam service's client secret are kept in a state file beside the
+Generated passwords and the relying systems' client secrets are kept in a state file beside the
 SQLite database (mode 0600), so every later run prints the same credentials.  Development only:
 it refuses ``IDP_ENV=production``.
 """
@@ -37,6 +38,9 @@ EXAM_CLIENT_NAME = "考生服务系统"
 EXAM_SCOPE = "openid profile phone realname"
 # the exam authority, as the exam guide names it (shown to candidates when the bank check still fails)
 EXAM_CONTACTS = "深圳市考试院 电话：0755-88100099\n邮箱：ksykwb@szhrss.gov.cn"
+UNITPORTAL_CLIENT_ID = "unit-portal"
+UNITPORTAL_CLIENT_NAME = "单位网上办事"
+UNITPORTAL_SCOPE = "openid unit"
 ADMIN_USERNAME = "admin"
 ADMIN_NAME = "系统管理员"
 CITIZEN_USERNAME = "wangxiaoming"
@@ -54,6 +58,7 @@ class DemoState:
     path: Path
     exam_client_secret: str | None = None
     passwords: dict[str, str] = field(default_factory=dict)
+    unitportal_client_secret: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> DemoState:
@@ -61,11 +66,13 @@ class DemoState:
             data = json.loads(path.read_text("utf-8"))
         except (FileNotFoundError, ValueError):
             return cls(path)
-        return cls(path, data.get("exam_client_secret"), dict(data.get("passwords") or {}))
+        return cls(path, data.get("exam_client_secret"), dict(data.get("passwords") or {}),
+                   data.get("unitportal_client_secret"))
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"exam_client_secret": self.exam_client_secret, "passwords": self.passwords},
+        body = json.dumps({"exam_client_secret": self.exam_client_secret, "passwords": self.passwords,
+                           "unitportal_client_secret": self.unitportal_client_secret},
                           ensure_ascii=False, indent=2)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -85,6 +92,8 @@ class DemoSetup:
     exam_client_secret: str
     admin: DemoAccount
     citizen: DemoAccount | None  # None: the demo citizen's document is registered under another name
+    unitportal_client_id: str = UNITPORTAL_CLIENT_ID
+    unitportal_client_secret: str = ""
 
 
 def state_path(app: Flask) -> Path:
@@ -106,16 +115,17 @@ def demo_password() -> str:
             return candidate
 
 
-def prepare_demo(exam_base_url: str, state: DemoState) -> DemoSetup:
+def prepare_demo(exam_base_url: str, state: DemoState, unitportal_base_url: str | None = None) -> DemoSetup:
     """Create what is missing, in the current (provider) app context.  Safe to run again."""
     from .core import init_database_and_keys
 
     init_database_and_keys()
     secret = ensure_exam_client(exam_base_url, state)
+    unit_secret = ensure_unitportal_client(unitportal_base_url, state) if unitportal_base_url else ""
     admin = ensure_admin(state)
     citizen = ensure_demo_citizen(state)
     state.save()
-    return DemoSetup(EXAM_CLIENT_ID, secret, admin, citizen)
+    return DemoSetup(EXAM_CLIENT_ID, secret, admin, citizen, UNITPORTAL_CLIENT_ID, unit_secret)
 
 
 def _exam_spec(exam_base_url: str):
@@ -137,9 +147,38 @@ def _exam_spec(exam_base_url: str):
     )
 
 
+def _unitportal_spec(base_url: str):
+    from ..services.admin.clients import ClientSpec
+
+    return ClientSpec(
+        name=UNITPORTAL_CLIENT_NAME,
+        client_id=UNITPORTAL_CLIENT_ID,
+        description="单位网上办事（演示）：单位用户通过统一用户平台注册、登录",
+        first_party=True,
+        redirect_uris=[f"{base_url}/auth/callback"],
+        post_logout_redirect_uris=[f"{base_url}/logged-out"],
+        scope=UNITPORTAL_SCOPE,
+        token_endpoint_auth_method="client_secret_basic",
+        allowed_user_types="unit",
+    )
+
+
 def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     """The exam service as a first-party confidential client; its URIs follow the exam port, and
     its secret is rotated only when the demo no longer knows a working one."""
+    state.exam_client_secret = _ensure_client(_exam_spec(exam_base_url), state.exam_client_secret)
+    return state.exam_client_secret
+
+
+def ensure_unitportal_client(base_url: str, state: DemoState) -> str:
+    """单位网上办事, registered for 单位用户 only, the same way."""
+    state.unitportal_client_secret = _ensure_client(_unitportal_spec(base_url), state.unitportal_client_secret)
+    return state.unitportal_client_secret
+
+
+def _ensure_client(wanted, known_secret: str | None) -> str:
+    """Create the relying system, or move its URIs to the demo's ports; returns a working secret
+    (the known one, else a new one)."""
     from ..extensions import db
     from ..models import Client
     from ..services.admin.staff import Actor
@@ -147,11 +186,10 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
     from ..services.admin.clients import create_client, rotate_client_secret, spec_of, update_client
 
     actor = Actor(username="demo", role="admin")
-    wanted = _exam_spec(exam_base_url)
-    client = db.session.query(Client).filter_by(client_id=EXAM_CLIENT_ID).one_or_none()
+    client_id, name = wanted.client_id, wanted.name
+    client = db.session.query(Client).filter_by(client_id=client_id).one_or_none()
     if client is None:
         _, secret = create_client(wanted, actor=actor)
-        state.exam_client_secret = secret
         return secret
     current = spec_of(client)
     moved = replace(current, redirect_uris=wanted.redirect_uris,
@@ -161,15 +199,14 @@ def ensure_exam_client(exam_base_url: str, state: DemoState) -> str:
                     frontchannel_logout_session_required=wanted.frontchannel_logout_session_required,
                     contacts=current.contacts or wanted.contacts)
     if moved != current:
-        update_client(EXAM_CLIENT_ID, moved, actor=actor, reason="idp demo：考生服务系统端口变更")
+        update_client(client_id, moved, actor=actor, reason=f"idp demo：{name}端口变更")
     if not client.enabled:
         from ..services.admin.clients import enable_client
 
-        enable_client(EXAM_CLIENT_ID, actor=actor, reason="idp demo：启用考生服务系统")
-    if not (state.exam_client_secret and verify_client_secret(client, state.exam_client_secret)):
-        state.exam_client_secret = rotate_client_secret(EXAM_CLIENT_ID, actor=actor,
-                                                        reason="idp demo：重新生成考生服务系统密钥")
-    return state.exam_client_secret
+        enable_client(client_id, actor=actor, reason=f"idp demo：启用{name}")
+    if not (known_secret and verify_client_secret(client, known_secret)):
+        known_secret = rotate_client_secret(client_id, actor=actor, reason=f"idp demo：重新生成{name}密钥")
+    return known_secret
 
 
 def ensure_admin(state: DemoState) -> DemoAccount:
@@ -223,6 +260,16 @@ def unregistered_citizens(limit: int = 2) -> list:
     return chosen
 
 
+def unregistered_unit():
+    """A fictitious unit of the sandbox registry, active and not registered yet (the file's demo
+    unit first): what 单位用户注册 can be shown with on every run.  Needs the app context."""
+    from ..sandbox.registry import load_units
+    from ..services.accounts.records import find_by_uscc
+
+    units = sorted((u for u in load_units() if u.status == "active"), key=lambda u: not u.demo)
+    return next((u for u in units if find_by_uscc(u.uscc) is None), None)
+
+
 def second_cards() -> list:
     """Cards of citizens who have another card in the sandbox: 变更用户信息 and 手机号已停用？ succeed
     with them (the record's note says how)."""
@@ -265,22 +312,25 @@ def _start(server: BaseWSGIServer, name: str) -> BaseWSGIServer:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int, help="the platform (OpenID Provider)")
 @click.option("--exam-port", default=5100, show_default=True, type=int, help="the exam candidate service")
+@click.option("--unitportal-port", default=5200, show_default=True, type=int, help="单位网上办事, the units' portal")
 @click.option("--bank-port", default=8601, show_default=True, type=int, help="the sandbox bank")
 @click.option("--captcha", "fixed_captcha", default=None, metavar="TEXT",
               help="pin every captcha answer to TEXT (screen recordings, scripted demos); production refuses it")
 @click.option("--setup-only", is_flag=True, help="create what the demo needs, print it, and exit")
-def demo_command(host: str, port: int, exam_port: int, bank_port: int, fixed_captcha: str | None,
-                 setup_only: bool) -> None:
-    """Run the whole demo: platform, exam service, bank and SMS sandboxes."""
+def demo_command(host: str, port: int, exam_port: int, unitportal_port: int, bank_port: int,
+                 fixed_captcha: str | None, setup_only: bool) -> None:
+    """Run the whole demo: platform, exam service, unit portal, bank and SMS sandboxes."""
     from .. import create_app
     from ..sandbox.bank import BankSandbox
     from clients.exam import create_app as create_exam_app
     from clients.exam.models import create_schema
+    from clients.unitportal import create_app as create_unitportal_app
 
     if os.environ.get("IDP_ENV", "development") != "development":
         raise click.ClickException("idp demo runs the development settings only; unset IDP_ENV")
     issuer = os.environ.get("IDP_ISSUER") or f"http://{host}:{port}"
     exam_url = os.environ.get("EXAM_BASE_URL") or f"http://{host}:{exam_port}"
+    unitportal_url = os.environ.get("UNITPORTAL_BASE_URL") or f"http://{host}:{unitportal_port}"
     own_bank = not os.environ.get("IDP_BANK_URL")
     overrides: dict = {"ISSUER": issuer}
     if own_bank:
@@ -288,7 +338,8 @@ def demo_command(host: str, port: int, exam_port: int, bank_port: int, fixed_cap
     if fixed_captcha:
         overrides["CAPTCHA_FIXED"] = fixed_captcha
     if not setup_only:  # before anything is created: a busy port should cost nothing
-        for label, taken in (("platform", port), ("exam service", exam_port), ("sandbox bank", bank_port)):
+        for label, taken in (("platform", port), ("exam service", exam_port), ("unit portal", unitportal_port),
+                             ("sandbox bank", bank_port)):
             if label != "sandbox bank" or own_bank:
                 _server(host, taken, _nothing, label).server_close()
     provider = create_app("development", **overrides)
@@ -302,7 +353,7 @@ def demo_command(host: str, port: int, exam_port: int, bank_port: int, fixed_cap
         provider.config["BANK_URL"] = ""  # setup only: the sandbox mounted in-process answers
     with provider.app_context():
         state = DemoState.load(state_path(provider))
-        setup = prepare_demo(exam_url, state)
+        setup = prepare_demo(exam_url, state, unitportal_url)
         provider_db = provider.config["DATABASE_URL"]
 
     exam_settings = dict(ISSUER=issuer, BASE_URL=exam_url, CLIENT_ID=setup.exam_client_id,
@@ -315,15 +366,22 @@ def demo_command(host: str, port: int, exam_port: int, bank_port: int, fixed_cap
     exam = create_exam_app("development", **exam_settings)
     with exam.app_context():
         create_schema()
+    unitportal_settings = dict(ISSUER=issuer, BASE_URL=unitportal_url, CLIENT_ID=setup.unitportal_client_id,
+                               CLIENT_SECRET=setup.unitportal_client_secret)
+    if "UNITPORTAL_SESSION_DIR" not in os.environ and provider_db.startswith("sqlite:///"):
+        unitportal_settings["SESSION_DIR"] = str(Path(provider_db.removeprefix("sqlite:///")).parent
+                                                 / "unitportal-sessions")
+    unitportal = create_unitportal_app("development", **unitportal_settings)
 
     _print_summary(provider, exam, setup, issuer, exam_url, f"http://{host}:{bank_port}" if own_bank else None,
-                   fixed_captcha or provider.config.get("CAPTCHA_FIXED"))
+                   fixed_captcha or provider.config.get("CAPTCHA_FIXED"), unitportal_url)
     if setup_only:
         return
 
     try:
         servers.append(("platform", _start(_server(host, port, provider, "platform"), "platform")))
         servers.append(("exam", _start(_server(host, exam_port, exam, "exam service"), "exam")))
+        servers.append(("unitportal", _start(_server(host, unitportal_port, unitportal, "unit portal"), "unitportal")))
     except click.ClickException:
         for _, server in servers:
             server.shutdown()
@@ -342,7 +400,7 @@ def demo_command(host: str, port: int, exam_port: int, bank_port: int, fixed_cap
 
 
 def _print_summary(provider: Flask, exam: Flask, setup: DemoSetup, issuer: str, exam_url: str,
-                   bank_url: str | None, fixed_captcha: str | None) -> None:
+                   bank_url: str | None, fixed_captcha: str | None, unitportal_url: str | None = None) -> None:
     from ..sandbox import DEMO_CITIZEN
     from ..services.identity.rules import ID_TYPES
     from ..services.verification.banks import bank_name
@@ -353,6 +411,7 @@ def _print_summary(provider: Flask, exam: Flask, setup: DemoSetup, issuer: str, 
     echo("HRSS Unified Identity - demo")
     echo(rule)
     rows = [("考生服务系统  exam service", f"{exam_url}/   <- start here"),
+            *([("单位网上办事  unit portal", f"{unitportal_url}/   <- units start here")] if unitportal_url else []),
             ("统一用户平台  the platform (OP)", f"{issuer}/"),
             ("  discovery", f"{issuer}/.well-known/openid-configuration")]
     if "admin.index" in provider.view_functions:
@@ -391,6 +450,19 @@ def _print_summary(provider: Flask, exam: Flask, setup: DemoSetup, issuer: str, 
     for record in second_cards():
         echo(f"  {record.name}  {bank_name(record.bank)} {record.card_number}  手机 {record.phone}")
     echo("  (every record: idp/sandbox/data/bank_records.json; the SMS code arrives in the outbox above)")
+    with provider.app_context():
+        unit = unregistered_unit()
+    if unit is not None:
+        from ..services.identity.units import UNIT_TYPES
+
+        echo("单位用户注册 (register a unit, e.g. from 单位网上办事) with a fictitious unit of the sandbox registry,"
+             " not registered yet:")
+        echo(f"  {unit.unit_name}  统一社会信用代码 {unit.uscc}  {UNIT_TYPES.get(unit.unit_type, unit.unit_type)}"
+             f"  法定代表人 {unit.legal_rep_name}")
+        echo("  经办人 (handler): any fictitious citizen above, with their card and phone"
+             " (every unit: idp/sandbox/data/registry_units.json)")
+    else:
+        echo("单位用户注册: every active unit of the sandbox registry is registered already")
     echo("")
     if fixed_captcha:
         echo(f"验证码 (captcha) is PINNED to {fixed_captcha!r} for this demo; production refuses this setting.")

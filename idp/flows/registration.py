@@ -84,7 +84,7 @@ def submit_identity(flow: Flow[RegistrationState], form: IdentityForm) -> Identi
     state = flow.state
     flow.require("identity")
     identity = registration.check_identity(form.name.data, form.id_type.data, form.id_number.data,
-                                           form.gender.data or None, _parse_date(form.birthdate.data))
+                                           form.gender.data or None, parse_birthdate(form.birthdate.data))
     try:
         flow_budgets.DOCUMENT_CHECKS_PER_IP.take(request.remote_addr or "-")
         flow_budgets.DOCUMENT_CHECKS_PER_CAPTCHA.take(flow.id, str(state.captcha_round))
@@ -106,6 +106,13 @@ def send_code(flow: Flow[RegistrationState], phone: str, *, bank_code: str | Non
     lookup is paid from the flow's SMS budget (not given back on a refusal), so it cannot become a
     free way to probe cards."""
     flow.require("verification")
+    return send_registration_code(flow, phone, bank_code=bank_code, card_number=card_number, consent=consent)
+
+
+def send_registration_code(flow: Flow, phone: str, *, bank_code: str | None, card_number: str | None,
+                           consent: bool) -> SmsSent:
+    """发送短信验证 of both registrations (the citizen's 填写验证信息, a unit's 填写经办人信息), once
+    the step is known to be reachable; ``flow.state`` has ``username`` and ``sms_phone``."""
     phone = check_mobile(phone)
     card = None
     if consent and (card_number or "").strip():
@@ -172,7 +179,7 @@ def _refuse(exc: UserError, username: str) -> NoReturn:
     raise exc
 
 
-def _parse_date(raw: str | None) -> date | None:
+def parse_birthdate(raw: str | None) -> date | None:
     raw = (raw or "").strip()
     if not raw:
         return None

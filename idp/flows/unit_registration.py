@@ -4,8 +4,10 @@ The same engine and step bar as the personal wizard (``flows.registration``), wh
 it shares.  填写单位信息 checks the unit's rules and code, then asks the enterprise credit
 registry (paid from the flow's registry budget; a registry that did not answer costs nothing);
 the flow keeps the unit as the registry confirmed it.  填写经办人信息 is the personal wizard's
-填写身份信息 and 填写验证信息 on one page for the handler: the SMS code to the reserved phone,
-then the bank four-element check and, on a match, the account in one transaction.
+填写身份信息 and 填写验证信息 on one page for the handler, asking what they ask (gender and birth
+date where the document does not carry them, the card's separate consent recorded with the
+notice's version, the card looked up before a code is spent): the SMS code to the reserved
+phone, then the bank four-element check and, on a match, the account in one transaction.
 """
 
 from __future__ import annotations
@@ -20,21 +22,22 @@ from ..models import User
 from ..register.forms import LoginInfoForm
 from ..register.units.forms import HandlerForm, UnitInfoForm
 from ..services import flow_budgets, unit_registration
+from ..services.accounts.privacy_consents import claim_consents
 from ..services.accounts.records import NewAccount
 from ..services.identity.units import UnitInfo
-from ..services.identity.rules import check_identity, check_mobile
+from ..services.identity.rules import check_identity
 from ..services.registration import audit_failure, check_verification_info
 from ..services.verification.bank import BankUnavailable
 from ..services.verification.phone_proof import prove
 from ..services.verification.registry import RegistryUnavailable
 from ..services.verification.sms import SmsCode, SmsSent
 from .base import Flow, FlowDefinition, Step
-from .registration import submit_login_info
+from .registration import give_card_consent, parse_birthdate, send_registration_code, submit_login_info
 
 AMR = ["pwd", "sms", "bank"]
 WORDING = flow_budgets.Wording(task="本次注册", again="重新注册")
 UNIT_FIELDS = ("unit_name", "unit_id_type", "uscc", "unit_type", "legal_rep_name")
-HANDLER_DRAFT = ("name", "id_type", "id_number", "bank_code", "card_number", "phone")
+HANDLER_DRAFT = ("name", "id_type", "id_number", "gender", "birthdate", "bank_code", "card_number", "phone", "consent")
 
 
 @dataclass
@@ -86,26 +89,24 @@ def prefill_unit(flow: Flow[UnitRegistrationState], form: UnitInfoForm) -> None:
 
 
 # -- 填写经办人信息 ------------------------------------------------------------------------------
-def send_handler_code(flow: Flow[UnitRegistrationState], phone: str) -> SmsSent:
+def send_handler_code(flow: Flow[UnitRegistrationState], phone: str, *, bank_code: str | None = None,
+                      card_number: str | None = None, consent: bool = False) -> SmsSent:
+    """发送短信验证, exactly as at 填写验证信息: with the card typed and the consent given, the bank
+    is asked what card it is first, so a credit, inactive or unknown card is refused before a code
+    is spent on it."""
     flow.require("handler")
-    phone = check_mobile(phone)
-    flow_budgets.SMS_PER_FLOW.take(flow.id, wording=WORDING)
-    try:
-        sent = SmsCode("register").send(phone, actor=flow.state.username)
-    except UserError:
-        flow_budgets.SMS_PER_FLOW.give_back(flow.id)  # nothing was sent (cooldown, cap, gateway)
-        raise
-    flow.state.sms_phone = phone
-    return sent
+    return send_registration_code(flow, phone, bank_code=bank_code, card_number=card_number, consent=consent)
 
 
 def submit_handler(flow: Flow[UnitRegistrationState], form: HandlerForm) -> User:
     flow.require("handler")
     state = flow.state
     # the identity rules only: a handler may hold a personal account of their own
-    identity = check_identity(form.name.data, form.id_type.data, form.id_number.data, None, None)
+    identity = check_identity(form.name.data, form.id_type.data, form.id_number.data, form.gender.data or None,
+                              parse_birthdate(form.birthdate.data))
     info = check_verification_info(form.bank_code.data, form.card_number.data, form.phone.data)
     try:
+        give_card_consent(flow, bool(form.consent.data))  # before the code is spent or the bank asked
         prove(SmsCode("register"), phone=info.phone, code=form.sms_code.data or "",
               requested=state.sms_phone, proven=state.phone_verified)
         state.phone_verified = info.phone
@@ -123,6 +124,7 @@ def submit_handler(flow: Flow[UnitRegistrationState], form: HandlerForm) -> User
     except BankUnavailable:
         flow_budgets.BANK_CHECKS_PER_FLOW.give_back(flow.id)
         raise
+    claim_consents(flow.id, user)
     flow.finish(username=user.username)
     return user
 
@@ -145,10 +147,6 @@ def _heading(flow) -> dict[str, Any]:
             "password_kept": bool(flow.state.password_hash)}
 
 
-def _done(flow) -> dict[str, Any]:
-    return {"heading": "单位用户注册", "username": flow.state.username, "unit": True}
-
-
 UNIT_REGISTRATION: FlowDefinition[UnitRegistrationState] = FlowDefinition(
     "register_unit",
     (
@@ -160,8 +158,7 @@ UNIT_REGISTRATION: FlowDefinition[UnitRegistrationState] = FlowDefinition(
              path="/unit/unit-info", prefill=prefill_unit),
         Step("handler", "填写经办人信息", "register.unit_handler", HandlerForm, "register/unit_handler.html",
              submit_handler),
-        Step("done", "注册成功", "register.unit_done", template="register/done.html", path="/unit/done",
-             context=_done),
+        Step("done", "注册成功", "register.unit_done", template="register/done.html"),
     ),
     UnitRegistrationState,
     idle_ttl="REGISTRATION_FLOW_IDLE_TIMEOUT",

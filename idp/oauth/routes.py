@@ -67,14 +67,21 @@ def authorize():
     if needed is not None and needed.prompt == "create":
         # prompt=create: straight to registration; the wizard signs the new user in and resumes
         resume_after_login(resume_url_after_login())
-        return redirect(url_for("register.start"))
+        # a system that accepts units only is sent to 单位用户注册, any other to the personal one
+        units_only = client.allowed_user_types == "unit"
+        return redirect(url_for("register.unit_start" if units_only else "register.start"))
     if needed is not None and needed.prompt == "login":
         if "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)
         ask_login_then_resume(resume_url_after_login())
         if hint := request.values.get("login_hint"):
             session["login_hint"] = hint[:32]
-        return redirect(url_for(SCREEN_HINTS.get(request.values.get("screen_hint", ""), "auth.login")))
+        endpoint = SCREEN_HINTS.get(request.values.get("screen_hint", ""))
+        if endpoint:
+            return redirect(url_for(endpoint))
+        # the login page opens on the tab of the only kind of account this system accepts
+        return redirect(url_for("auth.login", type="unit") if client.allowed_user_types == "unit"
+                        else url_for("auth.login"))
     if needed is not None and needed.prompt == "user_type":
         if "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri, state=grant.request.payload.state)

@@ -103,7 +103,7 @@ def verification(flow):
     if outcome.done:
         return _after_registration(outcome.result, flow.id)
     return _render("verification", outcome.status, form=form, error=outcome.error,
-                   sms_status=outcome.sms_status, card_warning=_card_warning(form),
+                   sms_status=outcome.sms_status, card_warning=card_warning_of(form),
                    bank_identity_mismatch=isinstance(outcome.failure, BankIdentityMismatch))
 
 
@@ -121,16 +121,16 @@ def continue_sign_in():
     return redirect(pop_resume_url() or url_for("account.home"))
 
 
-def _after_registration(user, flow_id: str):
+def _after_registration(user, flow_id: str, definition=REGISTRATION):
     """注册成功 is a page of its own, always.  A citizen sent by a relying system is signed in at
     once, and the page's 返回<系统> button continues the authorization request they came with;
     anyone else is offered the login, their new username filled in."""
     if peek_resume_url():
         start_login(user, amr=list(AMR))
-        session[REGISTRATION.session_key] = flow_id  # the login's fresh session keeps the finished flow
+        session[definition.session_key] = flow_id  # the login's fresh session keeps the finished flow
     else:
         session["login_hint"] = user.username  # the login page offers the new username
-    return redirect(REGISTRATION.url_for("done"))
+    return redirect(definition.url_for("done"))
 
 
 def _returning_to() -> str | None:
@@ -153,7 +153,7 @@ def _created_despite_outage(id_type: str | None, id_number: str | None, username
                            **rules_context())
 
 
-def _card_warning(form) -> str | None:
+def card_warning_of(form) -> str | None:
     """The Luhn warning for card numberings that do not promise one (the bank decides)."""
     if not form.card_number.data or form.card_number.errors:
         return None

@@ -67,3 +67,16 @@ def register_unit(data: NewAccount, *, actor: str | None = None, channel: str = 
               user_type="unit")
     db.session.commit()
     return user
+
+
+def register_unit_account(data: NewAccount, *, actor: str | None = None, channel: str = "cli") -> User:
+    """``idp users create --unit``: the unit's code checked free, the unit verified at the
+    registry, then ``register_unit`` (the handler's rules and bank check, the account).  An
+    operator's tool, like ``register_account`` from the CLI: no SMS code."""
+    assert data.unit is not None, "a unit account needs its unit"
+    actor = actor or (data.username or "")[:64] or None
+    if find_by_uscc(data.unit.uscc):
+        audit_failure(UsccTaken(), actor, channel)
+        raise UsccTaken()
+    verify_unit(data.unit, actor=actor)
+    return register_unit(data, actor=actor, channel=channel)

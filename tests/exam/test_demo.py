@@ -77,7 +77,7 @@ def test_a_lost_state_file_rotates_the_exam_secret(app, tmp_path):
 
 @pytest.mark.slow
 def test_idp_demo_serves_the_platform_the_exam_service_and_the_bank(tmp_path):
-    ports = {name: free_port() for name in ("port", "exam-port", "bank-port")}
+    ports = {name: free_port() for name in ("port", "exam-port", "unitportal-port", "bank-port")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IDP_", "EXAM_"))}
     env.update(IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'idp.sqlite'}", IDP_KEYS_DIR=str(tmp_path / "keys"),
                PYTHONUNBUFFERED="1")

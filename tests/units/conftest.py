@@ -49,8 +49,9 @@ class UnitWizard(Wizard):
 
     def handler(self, citizen=None, *, code: str | None = None, **overrides):
         c = citizen or CITIZENS["lina"]
+        # the card's separate consent ticked unless the test says consent=None
         data = dict(name=c.name, id_type=c.id_type, id_number=c.id_number, bank_code=c.bank_code,
-                    card_number=c.card_number, phone=c.phone)
+                    card_number=c.card_number, phone=c.phone, consent="y")
         data.update(overrides)
         if code is None:
             sent = self.post("/register/unit/handler", button="send_sms", **data)

@@ -1,7 +1,10 @@
 """用户综合管理: finding an account, looking at it (masked), and acting on it.
 
 Search by ID number or phone goes through the keyed hash (``pii.lookup_hash``): exact match only,
-and nothing is decrypted to search.  Every action takes a reason, checks the transition first,
+and nothing is decrypted to search; an ID number also finds the unit accounts that person acts
+for (经办人).  A unit's unified social credit code is public data kept in clear and unique, so it
+is matched exactly on its own column (normalised as registration stores it).  Any search can be
+narrowed to one user type (个人用户 / 单位用户); a user type alone lists that type.  Every action takes a reason, checks the transition first,
 then writes the status, the token revocations and the audit event in one transaction; the login
 sessions (in Redis) are ended after the commit, which also tells relying systems through
 back-channel logout.  An account that is locked or disabled cannot keep a session anyway: the
@@ -27,6 +30,8 @@ from .staff import CLI_ACTOR, ROLES, Actor, check_reason
 from ..accounts.authorisations import AuthorisedSystem, authorised_systems
 from ..identity.rules import username_key
 from ..accounts.profile import MaskedProfile, masked_profile
+from ..identity.rules import ID_TYPES, USER_TYPES
+from ..identity.units import UNIT_ID_TYPES, UNIT_TYPES
 from ..accounts.sessions import revoke_all_logins, user_logins
 
 SEARCH_FIELDS: dict[str, str] = {
@@ -34,6 +39,8 @@ SEARCH_FIELDS: dict[str, str] = {
     "name": "姓名",
     "id_number": "证件号码",
     "phone": "手机号码",
+    "uscc": "统一社会信用代码",
+    "unit_name": "单位名称",
 }
 SEARCH_LIMIT = 50
 STATUS_LABELS: dict[str, str] = {
@@ -58,6 +65,11 @@ class SearchTermMissing(InvalidField):
 class SearchFieldInvalid(InvalidField):
     message = "请选择检索方式"
     field = "by"
+
+
+class UserTypeInvalid(InvalidField):
+    message = "请选择用户类型"
+    field = "user_type"
 
 
 class AccountAlreadyLocked(UserError):
@@ -116,6 +128,8 @@ class UserRow:
     real_name_verified: bool
     created_at: datetime
     last_login_at: datetime | None
+    user_type: str = "personal"
+    unit_name: str | None = None  # a unit account's name (public data, shown in full)
 
 
 @dataclass(frozen=True)
@@ -124,29 +138,46 @@ class SearchResult:
     truncated: bool
 
 
-def search_users(by: str, value: str, *, actor: Actor = CLI_ACTOR) -> SearchResult:
-    """Usernames match case-insensitively from the start, names by containment; ID numbers and
-    phones only exactly, through their keyed hash.  The search itself is audited (which field,
-    never the value)."""
+def search_users(by: str, value: str, *, user_type: str | None = None, actor: Actor = CLI_ACTOR) -> SearchResult:
+    """Usernames match case-insensitively from the start, names and unit names by containment; ID
+    numbers and phones only exactly, through their keyed hash (an ID number finds the person's
+    own account and the units they act for); a unified social credit code exactly.  ``user_type``
+    (``personal`` or ``unit``) narrows any search, and alone lists the accounts of that type.  The
+    search itself is audited (which field and type, never the value)."""
     actor.require("users.read")
     if by not in SEARCH_FIELDS:
         raise SearchFieldInvalid()
+    user_type = user_type or None
+    if user_type is not None and user_type not in USER_TYPES:
+        raise UserTypeInvalid()
     term = (value or "").strip()
-    if not term:
+    if not term and user_type is None:
         raise SearchTermMissing()
     query = select(User)
-    if by == "username":
-        query = query.where(User.username_key.startswith(username_key(term), autoescape=True))
-    elif by == "name":
-        query = query.where(User.name.contains(term, autoescape=True))
-    elif by == "id_number":
-        query = query.where(User.id_number_hash == pii.cipher().lookup_hash("id_number", term))
-    else:
-        query = query.where(User.phone_hash == pii.cipher().lookup_hash("phone", term))
+    if user_type is not None:
+        query = query.where(User.user_type == user_type)
+    if term:
+        query = query.where(_matching(by, term))
     users = list(db.session.scalars(query.order_by(User.username_key).limit(SEARCH_LIMIT + 1)))
-    audit.add("admin.user_search", actor=actor.username, by=by, results=min(len(users), SEARCH_LIMIT))
+    narrowed = {**({"by": by} if term else {}), **({"user_type": user_type} if user_type else {})}
+    audit.add("admin.user_search", actor=actor.username, results=min(len(users), SEARCH_LIMIT), **narrowed)
     db.session.commit()
     return SearchResult([_row(u) for u in users[:SEARCH_LIMIT]], len(users) > SEARCH_LIMIT)
+
+
+def _matching(by: str, term: str):
+    if by == "username":
+        return User.username_key.startswith(username_key(term), autoescape=True)
+    if by == "name":
+        return User.name.contains(term, autoescape=True)
+    if by == "unit_name":
+        return User.unit_name.contains(term, autoescape=True)
+    if by == "id_number":
+        digest = pii.cipher().lookup_hash("id_number", term)
+        return or_(User.id_number_hash == digest, User.handler_id_number_hash == digest)
+    if by == "uscc":
+        return User.uscc == "".join(term.split()).upper()  # as registration stores it
+    return User.phone_hash == pii.cipher().lookup_hash("phone", term)
 
 
 def _row(user: User) -> UserRow:
@@ -159,6 +190,8 @@ def _row(user: User) -> UserRow:
         real_name_verified=user.real_name_verified,
         created_at=user.created_at,
         last_login_at=user.last_login_at,
+        user_type=user.user_type or "personal",
+        unit_name=user.unit_name,
     )
 
 
@@ -187,6 +220,38 @@ def find_user(username_or_sub: str) -> User:
 
 # -- looking ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class UnitView:
+    """A unit account's unit as the registry confirmed it, and its handler (经办人), masked: the
+    code is public data and shown in full, every person's data masked."""
+
+    unit_name: str
+    unit_id_type: str
+    uscc: str
+    unit_type: str
+    legal_rep_name: str
+    handler_name: str
+    handler_id_type: str
+    handler_id_number: str
+
+
+def unit_view(user: User) -> UnitView | None:
+    if not user.is_unit:
+        return None
+    number = (pii.cipher().decrypt("id_number", user.handler_id_number_enc)
+              if user.handler_id_number_enc else "")
+    return UnitView(
+        unit_name=user.unit_name or "",
+        unit_id_type=UNIT_ID_TYPES.get(user.unit_id_type or "", user.unit_id_type or ""),
+        uscc=user.uscc or "",
+        unit_type=UNIT_TYPES.get(user.unit_type or "", user.unit_type or ""),
+        legal_rep_name=pii.mask_name(user.legal_rep_name or ""),
+        handler_name=pii.mask_name(user.name or ""),
+        handler_id_type=ID_TYPES.get(user.handler_id_type or "", ""),
+        handler_id_number=pii.mask_id_number(number) if number else "",
+    )
+
+
+@dataclass(frozen=True)
 class UserOverview:
     sub: str
     username: str
@@ -201,6 +266,7 @@ class UserOverview:
     systems: list[AuthorisedSystem]
     active_tokens: dict[str, int]  # client_id → live tokens
     events: list[AuditEvent]
+    unit: UnitView | None = None  # a unit account's unit and handler
 
 
 RECENT_EVENTS = 20
@@ -242,6 +308,7 @@ def user_overview(sub: str, *, actor: Actor = CLI_ACTOR) -> UserOverview:
         systems=authorised_systems(user),
         active_tokens=tokens,
         events=events,
+        unit=unit_view(user),
     )
 
 
@@ -253,8 +320,11 @@ class ActionResult:
     tokens_revoked: int = 0
 
 
-def _target(sub: str, actor: Actor, permission: str = "users.write") -> User:
+def _target(sub: str, actor: Actor, reason: str | None, permission: str = "users.write") -> tuple[User, str]:
+    """What every action checks first: the actor's permission, the reason, the account, and
+    whether this actor may act on it.  Returns the account and the reason as stored."""
     actor.require(permission)
+    reason = check_reason(reason)
     user = get_user(sub)
     if user.status == UserStatus.CLOSED:
         raise AccountClosed()
@@ -262,7 +332,7 @@ def _target(sub: str, actor: Actor, permission: str = "users.write") -> User:
         raise CannotActOnSelf()
     if user.role and actor.role != "admin":
         raise AdministratorAccountProtected()
-    return user
+    return user, reason
 
 
 def _commit_and_end_sessions(user: User, reason_code: str) -> int:
@@ -274,8 +344,7 @@ def _commit_and_end_sessions(user: User, reason_code: str) -> int:
 
 def lock_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionResult:
     """An operator's lock: no login until unlocked; sessions and tokens end now."""
-    reason = check_reason(reason)
-    user = _target(sub, actor)
+    user, reason = _target(sub, actor, reason)
     if user.status == UserStatus.LOCKED:
         raise AccountAlreadyLocked()
     if user.status == UserStatus.DISABLED:
@@ -289,8 +358,7 @@ def lock_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionRe
 
 def unlock_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionResult:
     """Lift an operator's lock, and the automatic lockout after failed logins as well."""
-    reason = check_reason(reason)
-    user = _target(sub, actor)
+    user, reason = _target(sub, actor, reason)
     key = username_key(user.username)
     auto_locked = lockout.is_locked(key)
     if user.status != UserStatus.LOCKED and not auto_locked:
@@ -310,8 +378,7 @@ def unlock_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> Action
 
 def force_logout(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionResult:
     """End every login session of the user and revoke every token relying systems hold."""
-    reason = check_reason(reason)
-    user = _target(sub, actor)
+    user, reason = _target(sub, actor, reason)
     revoked = revoke_user_tokens(user.id)
     sessions = len(user_logins(user.id))
     audit.add("account.logged_out", actor=actor.username, subject=user.sub,
@@ -320,8 +387,7 @@ def force_logout(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionRe
 
 
 def disable_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionResult:
-    reason = check_reason(reason)
-    user = _target(sub, actor)
+    user, reason = _target(sub, actor, reason)
     if user.status == UserStatus.DISABLED:
         raise AccountAlreadyDisabled()
     user.status = UserStatus.DISABLED
@@ -332,8 +398,7 @@ def disable_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> Actio
 
 
 def enable_account(sub: str, *, actor: Actor = CLI_ACTOR, reason: str) -> ActionResult:
-    reason = check_reason(reason)
-    user = _target(sub, actor)
+    user, reason = _target(sub, actor, reason)
     if user.status != UserStatus.DISABLED:
         raise AccountNotDisabled()
     user.status = UserStatus.ACTIVE
@@ -346,11 +411,10 @@ def set_role(sub: str, role: str | None, *, actor: Actor = CLI_ACTOR, reason: st
     """Grant or take away a role (``None``: an ordinary account).  Only a system administrator
     may, and never on their own account, so the console cannot lose its last administrator by
     accident; the CLI (run by whoever holds the server) is the way back in."""
-    reason = check_reason(reason)
+    user, reason = _target(sub, actor, reason, "roles.write")
     role = role or None
     if role is not None and role not in ROLES:
         raise RoleInvalid()
-    user = _target(sub, actor, "roles.write")
     if user.role == role:
         raise RoleUnchanged()
     previous, user.role = user.role, role
