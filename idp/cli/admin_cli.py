@@ -465,4 +465,4 @@ def audit_drain(once) -> None:
         signal.signal(signum, lambda *_: drainer.stop())
     click.echo(f"audit drainer {drainer.consumer} running (SIGTERM or Ctrl+C to stop)")
     drainer.run()
-    click.echo(f"audit drainer {drainer.consumer} stopped: {drainer.drained} events written")
+    click.echo(f"audit drainer {drainer.consumer} stopped: {drainer.drained} events drained")

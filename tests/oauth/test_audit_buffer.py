@@ -19,7 +19,7 @@ from idp.config import ConfigError, load_config
 from idp.extensions import db, redis_store
 from idp.models import AuditEvent
 from idp.services.audit import events as audit
-from idp.services.audit.stream import GROUP, STREAM, Drainer, stop_in_process, write_batch
+from idp.services.audit.stream import DEAD_LETTERS, FIELD, GROUP, STREAM, Drainer, stop_in_process, write_batch
 
 from ..conftest import TEST_REDIS_URL
 from ..live import free_port
@@ -98,7 +98,7 @@ def test_a_batch_written_again_is_stored_once(app):
     delivered = dead._read(">", None)
     assert len(delivered) == 5
     with app.app_context():
-        write_batch([dead._row(entry) for entry in delivered[:3]])  # committed, then killed: no XACK
+        write_batch([dead._event(entry)[2] for entry in delivered[:3]])  # committed, then killed: no XACK
 
     survivor = Drainer(app, consumer="survivor")
     assert survivor.drain() == 5  # taken over from the dead one
@@ -106,6 +106,25 @@ def test_a_batch_written_again_is_stored_once(app):
         stored = db.session.scalars(select(AuditEvent.event_id).filter_by(event="test.buffered")).all()
         assert sorted(stored) == sorted(ids)
         assert redis_store.xpending(STREAM, GROUP)["pending"] == 0
+        assert redis_store.xlen(STREAM) == 0
+
+
+def test_an_entry_the_table_refuses_goes_aside_and_holds_up_nothing(app):
+    with app.test_request_context():
+        first = audit.buffer("test.buffered", actor="before")
+    with app.app_context():
+        redis_store.xadd(STREAM, {FIELD: "not json"})
+        # decodes, but the table refuses it: an event needs its name
+        redis_store.xadd(STREAM, {FIELD: json.dumps({"event_id": "e-1", "at": "2026-12-01T08:00:00+00:00"})})
+    with app.test_request_context():
+        last = audit.buffer("test.buffered", actor="after")
+
+    assert Drainer(app).drain() == 4
+    with app.app_context():
+        assert sorted(db.session.scalars(select(AuditEvent.event_id).filter_by(event="test.buffered"))) == \
+            sorted([first, last])
+        aside = [fields[b"reason"].decode() for _, fields in redis_store.xrange(DEAD_LETTERS)]
+        assert len(aside) == 2 and aside[0].startswith("not an audit event") and "Integrity" in aside[1]
         assert redis_store.xlen(STREAM) == 0
 
 

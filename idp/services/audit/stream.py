@@ -36,6 +36,7 @@ from flask import Flask, current_app
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from ...errors import is_outage
 from ...extensions import db
 from ...metrics import AUDIT_BUFFER_FALLBACK, AUDIT_BUFFERED, AUDIT_DRAINED
 from ...models import AuditEvent
@@ -44,6 +45,7 @@ log = logging.getLogger("idp.audit.buffer")
 
 STREAM = "audit:buffer"
 GROUP = "audit-drainers"
+DEAD_LETTERS = "audit:buffer:dead"  # entries the audit table refused, for an operator to look at
 FIELD = "e"
 _COLUMNS = ("event_id", "at", "event", "outcome", "actor", "subject", "client_id", "ip", "user_agent",
             "details", "amr")
@@ -165,11 +167,11 @@ class Drainer:
         if not entries:
             return 0
         ids = [entry_id for entry_id, _ in entries]
-        rows = [row for row in map(self._row, entries) if row is not None]
         self._own_unacknowledged = True
-        if rows:
+        events = [event for event in map(self._event, entries) if event is not None]
+        if events:
             with self.app.app_context():
-                write_batch(rows)
+                self._write(events)
         if self.ack_delay:
             time.sleep(self.ack_delay)
         pipe = self.redis.pipeline(transaction=True)
@@ -177,9 +179,32 @@ class Drainer:
         pipe.xdel(STREAM, *ids)
         pipe.execute()
         self._own_unacknowledged = False
-        self.drained += len(rows)
-        AUDIT_DRAINED.inc(len(rows))
+        self.drained += len(events)
+        AUDIT_DRAINED.inc(len(events))
         return len(ids)
+
+    def _write(self, events: list[tuple]) -> None:
+        """The batch in one transaction; if the database refuses it for what it holds (not for
+        being unreachable), event by event, and an event it still refuses goes to the dead-letter
+        stream (kept there for an operator) rather than holding up every event behind it."""
+        try:
+            write_batch([row for _, _, row in events])
+            return
+        except SQLAlchemyError as exc:
+            if is_outage(exc):
+                raise
+        for entry_id, raw, row in events:
+            try:
+                write_batch([row])
+            except SQLAlchemyError as exc:
+                if is_outage(exc):
+                    raise
+                self._dead_letter(entry_id, raw, f"{type(exc).__name__}: {exc}")
+
+    def _dead_letter(self, entry_id, raw, reason: str) -> None:
+        log.error("audit drainer: entry %r cannot go into the audit table (%s); kept in %s",
+                  entry_id, reason[:300], DEAD_LETTERS)
+        self.redis.xadd(DEAD_LETTERS, {"entry": entry_id, FIELD: raw, "reason": reason[:1000]})
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -232,16 +257,16 @@ class Drainer:
     def _new(self, block: bool) -> list:
         return self._read(">", self.block_ms if block else None)
 
-    def _row(self, entry) -> dict | None:
+    def _event(self, entry) -> tuple | None:
+        """(entry id, raw entry, row) of a stream entry."""
         entry_id, values = entry
         raw = (values or {}).get(FIELD.encode()) or (values or {}).get(FIELD)
         if raw is None:  # deleted from the stream after it was delivered: nothing left to write
             return None
         try:
-            return _decode(raw)
-        except (ValueError, TypeError, KeyError):
-            # not written by record(): kept in the log, since it cannot go into the table
-            log.error("audit drainer: entry %r of %s is not an audit event: %r", entry_id, STREAM, raw)
+            return entry_id, raw, _decode(raw)
+        except (ValueError, TypeError, KeyError) as exc:  # not written by record()
+            self._dead_letter(entry_id, raw, f"not an audit event: {exc}")
             return None
 
 
