@@ -157,6 +157,15 @@ def test_a_full_buffer_sends_events_to_the_database_and_loses_none(app):
                                  .filter_by(event="test.buffered")) == 5
 
 
+def test_idp_audit_drain_once_writes_the_buffer(app, runner):
+    with app.test_request_context():
+        event_id = audit.buffer("test.buffered", actor="cli")
+    result = runner.invoke(args=["audit", "drain", "--once"])
+    assert result.exit_code == 0 and "wrote 1 buffered audit events" in result.output, result.output
+    with app.app_context():
+        assert db.session.scalar(select(AuditEvent.actor).filter_by(event_id=event_id)) == "cli"
+
+
 def test_readiness_warns_when_redis_would_lose_the_buffer(app, client):
     response = client.get("/readyz")
     assert response.status_code == 200  # a warning, not a failure

@@ -81,8 +81,9 @@ def buffer(
     """Record the event of an operation that writes nothing else, without a database transaction:
     one append to the Redis buffer, drained into the audit log within a second (``idp audit
     drain``).  Needs no commit.  When Redis does not take it, it is written to the database at
-    once; when that fails too, the error propagates (a 503) — call it before answering, so no
-    operation answers without its event.  Returns the event id."""
+    once (in a transaction of its own: call it after any commit of the operation); when that fails
+    too, the error propagates (a 503) — call it before answering, so no operation answers without
+    its event.  Returns the event id."""
     fields = _fields(event, outcome, actor, subject, client_id, details)
     fields["at"] = utcnow()
     stream.record(fields)

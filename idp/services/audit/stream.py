@@ -68,6 +68,8 @@ def record(fields: dict) -> bool:
         )
         reason = "the stream is full: is a drainer running?"
     except redis_lib.RedisError as exc:
+        # a timeout may hide an append that happened: the event is then in both places, and the
+        # drainer's INSERT skips its id, already stored
         taken, reason = None, f"{type(exc).__name__}: {exc}"
     if taken:
         AUDIT_BUFFERED.inc()
