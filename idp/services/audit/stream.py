@@ -325,7 +325,10 @@ def persistence_warning(client: redis_lib.Redis) -> str | None:
         settings = {_text(k): _text(v) for k, v in client.config_get("append*").items()}
         aof, fsync = settings.get("appendonly") == "yes", settings.get("appendfsync")
     except redis_lib.ResponseError:  # CONFIG renamed or refused (a managed Redis): INFO still tells
-        aof, fsync = bool(int(client.info("persistence").get("aof_enabled", 0))), None
+        try:
+            aof, fsync = bool(int(client.info("persistence").get("aof_enabled", 0))), None
+        except redis_lib.ResponseError:  # refused as well (ACL): unknown is not a readiness failure
+            return "Redis refused CONFIG GET and INFO: whether buffered audit events survive a restart is unknown"
     if not aof:
         return ("Redis persistence is off (appendonly no): buffered audit events are lost if Redis restarts; "
                 "run Redis with appendonly yes, appendfsync everysec")
