@@ -71,6 +71,14 @@ class BaseConfig:
     SIGNING_KEYS_RECHECK_SECONDS = 5
     DISCOVERY_MAX_AGE = 300  # Cache-Control of the discovery document (settings change it only)
 
+    # -- the audit buffer: events of operations that write nothing else (services/audit/stream.py) --
+    AUDIT_BUFFER_MAX_LENGTH = 1_000_000  # events waiting in the Redis stream; beyond it they go to PostgreSQL directly
+    AUDIT_DRAIN_BATCH = 500  # events a drainer INSERTs per transaction
+    AUDIT_DRAIN_BLOCK = 0.2  # seconds a drainer waits for new events (below REDIS_SOCKET_TIMEOUT)
+    AUDIT_DRAIN_RECLAIM_IDLE = 30.0  # seconds an event delivered to a drainer waits unacknowledged before another claims it
+    AUDIT_DRAIN_IN_PROCESS = False  # a drainer thread in the web process itself (development, the demo)
+    AUDIT_DRAIN_ACK_DELAY = 0.0  # tests only: seconds between a batch's commit and its acknowledgement
+
     # -- brute force ---------------------------------------------------------------------------
     LOCKOUT_THRESHOLD = 5
     LOCKOUT_SECONDS = 15 * 60  # doubles with every further lockout, up to LOCKOUT_MAX_SECONDS
@@ -209,6 +217,8 @@ class BaseConfig:
 class DevelopmentConfig(BaseConfig):
     ENV_NAME = "development"
     DEV_TOOLS = True
+    # the in-process Redis stand-in is seen by this process only: it drains its own buffer
+    AUDIT_DRAIN_IN_PROCESS = True
 
 
 class TestingConfig(BaseConfig):
@@ -249,6 +259,8 @@ class ProductionConfig(BaseConfig):
         if len(alphabet) < 10 or not alphabet <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
             problems.append("IDP_CAPTCHA_ALPHABET needs at least 10 different digits or upper-case letters "
                             "(the audio captcha has voices for those only)")
+        if self.AUDIT_DRAIN_ACK_DELAY:
+            problems.append("IDP_AUDIT_DRAIN_ACK_DELAY is a test hook (it holds every batch of audit events); unset it")
         if self.DEV_TOOLS:
             problems.append("IDP_DEV_TOOLS exposes the SMS outbox; unset it")
         if self.SMS_BACKEND == "outbox":

@@ -5,6 +5,9 @@ a dead database, and a probe that hangs on one would have the orchestrator kill 
 ``/readyz`` checks each dependency in a worker thread and waits at most ``IDP_READY_TIMEOUT``
 for it, so a frozen server makes the node "not ready" in about a second instead of holding the
 probe until the store's own timeouts.
+
+It also warns (without failing readiness) when Redis would lose buffered audit events on a
+restart: persistence off (AOF, ``appendfsync everysec`` in production) or the in-process stand-in.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import text
 
 from .extensions import db, redis_store
 from .oauth.keys import key_store
+from .services.audit.stream import persistence_warning
 
 bp = Blueprint("health", __name__)
 
@@ -35,9 +39,10 @@ def _database(app: Flask) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def _redis(app: Flask) -> None:
+def _redis(app: Flask) -> str | None:
     with app.app_context():
         redis_store.ping()
+        return persistence_warning(redis_store.client)
 
 
 def _signing_key(app: Flask) -> None:
@@ -62,4 +67,7 @@ def readyz():
         else:
             checks[name] = "ok"
     ready = all(v == "ok" for v in checks.values())
-    return jsonify(status="ready" if ready else "not_ready", checks=checks), 200 if ready else 503
+    answer = dict(status="ready" if ready else "not_ready", checks=checks)
+    if checks["redis"] == "ok" and (warning := futures["redis"].result()):
+        answer["warnings"] = {"redis_persistence": warning}
+    return jsonify(answer), 200 if ready else 503

@@ -23,6 +23,12 @@ LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 AUDIT_EVENTS = Counter("idp_audit_events_total", "Audit events", ["event", "outcome"])
+# the audit buffer (services/audit/stream.py): taken by Redis, written directly because Redis
+# did not take it, and moved into the audit table by a drainer
+AUDIT_BUFFERED = Counter("idp_audit_buffered_total", "Audit events taken by the Redis buffer")
+AUDIT_BUFFER_FALLBACK = Counter("idp_audit_buffer_fallback_total",
+                                "Audit events the Redis buffer did not take, written to the database directly")
+AUDIT_DRAINED = Counter("idp_audit_drained_total", "Buffered audit events moved into the audit table")
 
 
 _latency: dict = {}

@@ -2,7 +2,7 @@
 
 ``idp clients list|show|update|disable|enable|rotate-secret``,
 ``idp users search|show|lock|unlock|logout|disable|enable``,
-``idp admin list|grant|revoke``, ``idp audit list|export|prune``.
+``idp admin list|grant|revoke``, ``idp audit list|export|prune|drain``.
 
 Commands act as ``cli:<operating-system user>`` in the audit log, with full rights: whoever can
 run them already holds the server's database and keys.  Every change takes ``--reason``.
@@ -24,7 +24,7 @@ from ..errors import UserError
 from ..services.admin.staff import cli_actor
 from .core import admin_cli, clients_cli, users_cli
 
-audit_cli = AppGroup("audit", help="The audit log: list, export, retention.")
+audit_cli = AppGroup("audit", help="The audit log: list, export, retention, the buffer's drainer.")
 
 _reason = click.option("--reason", required=True, help="why (recorded in the audit log; no personal data)")
 
@@ -459,3 +459,25 @@ def audit_prune(older_than, yes) -> None:
     except UserError as exc:
         _refuse(exc)
     click.echo(f"deleted {deleted} audit events older than {age.days} days")
+
+
+@audit_cli.command("drain")
+@click.option("--once", is_flag=True, help="write what is buffered now, then exit")
+def audit_drain(once) -> None:
+    """Move buffered audit events into the audit log (runs until SIGTERM or Ctrl+C, which stop it
+    after the batch in hand).  Production runs it beside the web workers; any number may run."""
+    import signal
+
+    from flask import current_app
+
+    from ..services.audit.stream import Drainer
+
+    drainer = Drainer(current_app._get_current_object())
+    if once:
+        click.echo(f"wrote {drainer.drain()} buffered audit events")
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: drainer.stop())
+    click.echo(f"audit drainer {drainer.consumer} running (SIGTERM or Ctrl+C to stop)")
+    drainer.run()
+    click.echo(f"audit drainer {drainer.consumer} stopped: {drainer.drained} events drained")

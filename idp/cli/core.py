@@ -60,6 +60,9 @@ def serve_command(host: str, port: int) -> None:
     if "IDP_ISSUER" not in os.environ:
         app.config["ISSUER"] = f"http://{host}:{port}"
     init_database_and_keys()
+    from ..services.audit.stream import start_in_process
+
+    start_in_process(app)  # development: the buffered audit events of this process's own Redis stand-in
     click.echo(f"HRSS Unified Identity at {app.config['ISSUER']}/  (Ctrl+C to stop)")
     # werkzeug's server itself: Flask ignores app.run() inside its own CLI and would return at once
     from werkzeug.serving import run_simple

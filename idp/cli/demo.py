@@ -378,6 +378,9 @@ def demo_command(host: str, port: int, exam_port: int, unitportal_port: int, ban
     if setup_only:
         return
 
+    from ..services.audit.stream import start_in_process
+
+    start_in_process(provider)  # the buffered audit events reach 审计日志 within a second
     try:
         servers.append(("platform", _start(_server(host, port, provider, "platform"), "platform")))
         servers.append(("exam", _start(_server(host, exam_port, exam, "exam service"), "exam")))

@@ -33,3 +33,7 @@ class AuditEvent(db.Model):
     # how the actor's login was authenticated (its amr, e.g. ["pwd", "otp", "mfa"]), when the
     # actor is the one signed in: a console action shows whether a second factor stood behind it
     amr: Mapped[list | None] = mapped_column(JSON)
+    # made where the event happened (a UUIDv7): an event written again — a batch of the audit
+    # buffer replayed after a drainer died between its commit and its acknowledgement — is
+    # skipped by this constraint instead of stored twice
+    event_id: Mapped[str | None] = mapped_column(String(36), unique=True)

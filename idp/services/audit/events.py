@@ -1,7 +1,17 @@
 """The audit log: every security event, who, what, when, from where, outcome.
 
+Two ways in, one per kind of operation:
+
+- ``add`` (and ``record_in_transaction``): an event that goes with a change in the database
+  (a registration, a password change, a lock, a revocation, a refresh rotation) is written in
+  that change's transaction, or not at all;
+- ``buffer``: an event of an operation that writes nothing else (a client_credentials token
+  issued) goes to the durable Redis buffer that ``idp audit drain`` moves into the same table
+  (``stream.py``), so the operation costs no database transaction.
+
 Callers pass identifiers (usernames, subjects, client ids), never personal data: the
-``details`` dict is checked for keys that would carry it.
+``details`` dict is checked for keys that would carry it.  Every event gets an id where it
+happens (a UUIDv7), stored once.
 """
 
 from __future__ import annotations
@@ -9,11 +19,13 @@ from __future__ import annotations
 import logging
 
 from flask import g, has_request_context, request
+from uuid6 import uuid7
 
 from ...extensions import db
 from ...metrics import AUDIT_EVENTS
 from ...models import AuditEvent
 from ...models._types import utcnow
+from . import stream
 
 log = logging.getLogger("idp.audit")
 
@@ -57,6 +69,33 @@ def record_in_transaction(
     _counted_and_logged(event, outcome, actor, subject, client_id, fields["ip"])
 
 
+def buffer(
+    event: str,
+    outcome: str = "success",
+    *,
+    actor: str | None = None,
+    subject: str | None = None,
+    client_id: str | None = None,
+    **details,
+) -> str:
+    """Record the event of an operation that writes nothing else, without a database transaction:
+    one append to the Redis buffer, drained into the audit log within a second (``idp audit
+    drain``).  Needs no commit.  When Redis does not take it, it is written to the database at
+    once (in a transaction of its own: call it after any commit of the operation); when that fails
+    too, the error propagates (a 503) — call it before answering, so no operation answers without
+    its event.  Returns the event id."""
+    fields = _fields(event, outcome, actor, subject, client_id, details)
+    fields["at"] = utcnow()
+    stream.record(fields)
+    _counted_and_logged(event, outcome, actor, subject, client_id, fields["ip"])
+    return fields["event_id"]
+
+
+def new_event_id() -> str:
+    """Time-ordered and unique without coordination (UUIDv7, RFC 9562)."""
+    return str(uuid7())
+
+
 def _fields(event, outcome, actor, subject, client_id, details: dict) -> dict:
     leaked = _FORBIDDEN_DETAIL_KEYS & details.keys()
     if leaked:
@@ -65,8 +104,8 @@ def _fields(event, outcome, actor, subject, client_id, details: dict) -> dict:
     if has_request_context():
         ip = request.remote_addr
         user_agent = (request.user_agent.string or "")[:256] or None
-    return dict(event=event, outcome=outcome, actor=actor, subject=subject, client_id=client_id, ip=ip,
-                user_agent=user_agent, details=details, amr=_actor_amr(actor))
+    return dict(event_id=new_event_id(), event=event, outcome=outcome, actor=actor, subject=subject,
+                client_id=client_id, ip=ip, user_agent=user_agent, details=details, amr=_actor_amr(actor))
 
 
 def _actor_amr(actor: str | None) -> list[str] | None:
