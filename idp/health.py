@@ -42,7 +42,8 @@ def _redis(app: Flask) -> None:
 
 def _signing_key(app: Flask) -> None:
     with app.app_context():
-        key_store().current()
+        key_store().current("RS256")  # ID tokens' default
+        key_store().current(app.config["ACCESS_TOKEN_ALG"])
 
 
 @bp.get("/readyz")

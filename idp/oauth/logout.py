@@ -21,7 +21,7 @@ from ..models import AuthorizationCode, Client, User
 from ..services.audit import events as audit
 from ..services.accounts.sessions import login_ended
 from .access_tokens import issuer
-from .keys import key_store
+from .keys import id_token_alg, key_store
 from .subjects import subject_for
 from ..services.accounts.revocation import revoke_session_tokens
 
@@ -32,7 +32,7 @@ BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 def logout_token(client: Client, user: User, sid: str) -> str:
     now = int(time.time())
-    key = key_store().current()
+    key = key_store().current(id_token_alg(client))  # signed as the client's ID tokens are
     claims = {
         "iss": issuer(),
         "aud": client.client_id,
