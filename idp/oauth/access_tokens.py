@@ -213,7 +213,18 @@ class AccessToken:
         return self._redis
 
     def is_revoked(self) -> bool:
-        return self._redis_state()[0]
+        return self._redis_state()[0] or self._refused_by_client()
+
+    def _refused_by_client(self) -> bool:
+        """A disabled client's tokens are refused; so are a client's own tokens issued before it
+        was disabled or lost a scope (a client_credentials token has no row to mark).  The client
+        comes from the per-process cache: another process sees the change within
+        IDP_CLIENT_CACHE_SECONDS, as the token endpoint does."""
+        client = self.get_client()
+        if client is None or not client.enabled:
+            return True
+        cutoff = client.tokens_revoked_before
+        return not self.for_user() and cutoff is not None and self.claims["iat"] <= cutoff.timestamp()
 
     def get_client(self) -> Client | None:
         from .client_cache import cached_client

@@ -234,3 +234,42 @@ def test_the_failure_limit_also_guards_introspection(strict, client, service):
     for _ in range(3):
         assert client.post("/oauth/introspect", data={"token": token}, headers=wrong(service)).status_code == 401
     assert client.post("/oauth/introspect", data={"token": token}, headers=service.basic).status_code == 429
+
+
+# -- a client's own tokens have no row: disabling it or removing a scope still ends them ---------
+
+
+def introspect(client, token: str, by) -> dict:
+    return client.post("/oauth/introspect", data={"token": token}, headers=by.basic).get_json()
+
+
+def test_disabling_a_client_ends_its_client_credentials_tokens_for_good(app, client, service, make_client):
+    from idp.services.admin.clients import disable_client, enable_client
+
+    resource_server = make_client(client_type="service", scope="openid", redirect_uris=[])
+    token = client_credentials(client, service).get_json()["access_token"]
+    assert introspect(client, token, resource_server)["active"]
+    time.sleep(1)  # iat has a resolution of one second
+    with app.app_context():
+        disable_client(service.client_id, reason="停止服务")
+    assert introspect(client, token, resource_server) == {"active": False}
+    with app.app_context():
+        enable_client(service.client_id, reason="恢复服务")
+    assert introspect(client, token, resource_server) == {"active": False}  # not brought back
+    time.sleep(1)
+    fresh = client_credentials(client, service).get_json()["access_token"]
+    assert introspect(client, fresh, resource_server)["active"]
+
+
+def test_removing_a_scope_ends_the_clients_own_tokens(app, client, service, make_client):
+    from dataclasses import replace
+
+    from idp.services.admin.clients import get_client, spec_of, update_client
+
+    resource_server = make_client(client_type="service", scope="openid", redirect_uris=[])
+    token = client_credentials(client, service, scope="openid profile").get_json()["access_token"]
+    time.sleep(1)
+    with app.app_context():
+        spec = spec_of(get_client(service.client_id))
+        update_client(service.client_id, replace(spec, scope="openid"), reason="收回权限")
+    assert introspect(client, token, resource_server) == {"active": False}
