@@ -119,9 +119,11 @@ class TooManyClientAuthFailures(UserError):
     message = "Too many failed client authentications from this address; try again in {window}."
 
 
-#: failed client authentications per client_id and IP, at every endpoint that authenticates
-#: clients (token, introspection, revocation, PAR): a secret guessed through one is guessed
-#: for all.  Counted on failure only; a success costs one Redis GET (is the key blocked?)
+#: failed client authentications at the token endpoint per client_id and IP.  Counted on
+#: failure only; a success costs one Redis GET (is the key blocked?).  Introspection, revocation
+#: and PAR are not limited: they issue nothing, the secrets the platform generates are 256-bit
+#: random (a guess is hopeless), and a check there would add a Redis round trip to every
+#: introspection, which otherwise costs one (the deny-list and the user in one MGET)
 CLIENT_AUTH_FAILURES = KeyedLimit("TOKEN_CLIENT_AUTH_FAILURES", TooManyClientAuthFailures,
                                   namespace="client-auth-failures", window="TOKEN_CLIENT_AUTH_FAILURE_WINDOW")
 
@@ -152,6 +154,8 @@ def _client_auth_key(request) -> tuple[str, str]:
 
 class AuthorizationServer(_FlaskAuthorizationServer):
     def authenticate_client(self, request, methods, endpoint="token"):
+        if endpoint != "token":
+            return super().authenticate_client(request, methods, endpoint)
         key = _client_auth_key(request)
         if CLIENT_AUTH_FAILURES.spent(*key):
             raise ClientAuthenticationBlocked(CLIENT_AUTH_FAILURES.seconds_to_reset(*key))

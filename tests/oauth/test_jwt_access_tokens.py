@@ -229,11 +229,32 @@ def test_successful_client_authentications_are_not_counted(strict, client, servi
     assert client_credentials(client, service).status_code == 200  # two failures: under the limit
 
 
-def test_the_failure_limit_also_guards_introspection(strict, client, service):
+def test_the_limit_is_the_token_endpoints_only(strict, client, service):
     token = client_credentials(client, service).get_json()["access_token"]
-    for _ in range(3):
+    for _ in range(4):
         assert client.post("/oauth/introspect", data={"token": token}, headers=wrong(service)).status_code == 401
-    assert client.post("/oauth/introspect", data={"token": token}, headers=service.basic).status_code == 429
+    assert client_credentials(client, service).status_code == 200
+
+
+def test_introspection_and_userinfo_cost_one_redis_round_trip(app, signed_in_flow, make_client, monkeypatch):
+    import redis
+
+    tokens = signed_in_flow.tokens(scope="openid profile")
+    resource_server = make_client(client_type="service", scope="openid", redirect_uris=[])
+    client = signed_in_flow.client
+    client.get("/oauth/userinfo", headers=bearer(tokens["access_token"]))  # the user's snapshot cached
+    commands = []
+    send = redis.Redis.execute_command
+
+    def counted(self, *args, **options):
+        commands.append(args[0])
+        return send(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    assert client.get("/oauth/userinfo", headers=bearer(tokens["access_token"])).status_code == 200
+    assert client.post("/oauth/introspect", data={"token": tokens["access_token"]},
+                       headers=resource_server.basic).get_json()["active"]
+    assert commands == ["MGET", "MGET"]
 
 
 # -- a client's own tokens have no row: disabling it or removing a scope still ends them ---------
