@@ -68,8 +68,7 @@ def seed(app) -> dict:
     from idp.services.admin.clients import ClientSpec, create_client
 
     with app.app_context():
-        if not key_store().published():
-            key_store().rotate("RS256")
+        key_store().ensure()  # an RSA and an EC key
         web, _ = create_client(ClientSpec(
             name="压测网站", client_id="bench-web", redirect_uris=["https://rp.example/cb"],
             scope="openid profile phone realname offline_access", first_party=True))
@@ -83,9 +82,20 @@ def seed(app) -> dict:
         return dict(service_id=service.client_id, service_secret=service_secret, access_token=token)
 
 
+def service_token(app, seeded: dict) -> str:
+    """A client_credentials access token of the service client, issued through the endpoint."""
+    client = app.test_client()
+    answer = client.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "openid"},
+                         auth=(seeded["service_id"], seeded["service_secret"]))
+    return answer.get_json()["access_token"]
+
+
 def requests_of(seeded: dict) -> dict[str, tuple[EnvironBuilder, bytes]]:
     basic = base64.b64encode(f"{seeded['service_id']}:{seeded['service_secret']}".encode()).decode()
     cc = b"grant_type=client_credentials&scope=openid"
+    form = "application/x-www-form-urlencoded"
+    introspect_user = f"token={seeded['access_token']}&token_type_hint=access_token".encode()
+    introspect_service = f"token={seeded['service_token']}&token_type_hint=access_token".encode()
     return {
         "discovery": (EnvironBuilder("/.well-known/openid-configuration"), b""),
         "jwks": (EnvironBuilder("/.well-known/jwks.json"), b""),
@@ -94,6 +104,13 @@ def requests_of(seeded: dict) -> dict[str, tuple[EnvironBuilder, bytes]]:
             headers={"Authorization": f"Basic {basic}"}), cc),
         "userinfo": (EnvironBuilder(
             "/oauth/userinfo", headers={"Authorization": f"Bearer {seeded['access_token']}"}), b""),
+        # a resource server (the service client) asking about a user's token and about its own
+        "introspection (user token)": (EnvironBuilder(
+            "/oauth/introspect", method="POST", data=introspect_user, content_type=form,
+            headers={"Authorization": f"Basic {basic}"}), introspect_user),
+        "introspection (cc token)": (EnvironBuilder(
+            "/oauth/introspect", method="POST", data=introspect_service, content_type=form,
+            headers={"Authorization": f"Basic {basic}"}), introspect_service),
     }
 
 
@@ -345,6 +362,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", action="append", help="endpoint name prefix (repeatable)")
+    parser.add_argument("--access-token-alg", default="RS256", choices=["RS256", "ES256"])
     parser.add_argument("--profile", help="cProfile one endpoint (name prefix) and print the top functions; "
                                           "with --flow, one step of the flow (name prefix)")
     parser.add_argument("--flow", action="store_true", help="the login flow step by step instead of the endpoints")
@@ -368,8 +386,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         database_url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        app = build_app(database_url, args.redis_url, str(Path(tmp) / "keys"))
-        calls = {name: caller(app, b, body) for name, (b, body) in requests_of(seed(app)).items()}
+        app = build_app(database_url, args.redis_url, str(Path(tmp) / "keys"), ACCESS_TOKEN_ALG=args.access_token_alg)
+        seeded = seed(app)
+        seeded["service_token"] = service_token(app, seeded)
+        calls = {name: caller(app, b, body) for name, (b, body) in requests_of(seeded).items()}
         for name, call in calls.items():
             status = call()
             if not status.startswith("200"):
@@ -382,7 +402,7 @@ def main() -> None:
             return
         print(f"CPU µs per request, median of {args.runs} runs × {args.requests} requests "
               f"({'PostgreSQL' if database_url.startswith('postgresql') else 'SQLite'} + "
-              f"{'Redis' if args.redis_url else 'fakeredis'})")
+              f"{'Redis' if args.redis_url else 'fakeredis'}, access tokens {args.access_token_alg})")
         for name, call in calls.items():
             if args.only and not any(name.startswith(o) for o in args.only):
                 continue

@@ -39,7 +39,7 @@ class BaseConfig:
     # -- identity of the provider -------------------------------------------------------------
     ISSUER = "http://127.0.0.1:5000"
     SECRET_KEY = ""
-    SIGNING_ALG = "RS256"  # RS256 or ES256 for newly generated keys
+    ACCESS_TOKEN_ALG = "RS256"  # RS256 or ES256: what access tokens are signed with (ID tokens: the client's alg)
 
     # -- personal data -------------------------------------------------------------------------
     PII_CIPHER = "aes"  # aes (AES-256-GCM + HMAC-SHA256) or sm4 (SM4-GCM + HMAC-SM3)
@@ -58,6 +58,10 @@ class BaseConfig:
     # -- tokens and protocol ---------------------------------------------------------------------
     NONCE_TTL = 24 * 3600  # a nonce spent by an authorization code is refused again for this long
     CLIENT_ASSERTION_JTI_TTL = 600  # private_key_jwt: an assertion's jti is single-use for this long
+    # failed client authentications at the token endpoint per client_id and IP; counted on
+    # failure only, so a client that authenticates pays nothing for the limit
+    TOKEN_CLIENT_AUTH_FAILURES = 10
+    TOKEN_CLIENT_AUTH_FAILURE_WINDOW = 300  # seconds
     BACKCHANNEL_LOGOUT_TIMEOUT = 3.0  # seconds for each relying system's back-channel logout call
     LOGOUT_TOKEN_LIFETIME = 120  # exp of a back-channel logout token
     PAR_REQUEST_URI_LIFETIME = 90  # a pushed request's request_uri must be opened within this (expires_in)
@@ -255,6 +259,8 @@ class ProductionConfig(BaseConfig):
             problems.append("IDP_SECRET_KEY must be set to at least 32 random characters")
         if self.CAPTCHA_FIXED:
             problems.append("IDP_CAPTCHA_FIXED is for tests and the demo only; unset it")
+        if self.ACCESS_TOKEN_ALG not in ("RS256", "ES256"):
+            problems.append("IDP_ACCESS_TOKEN_ALG must be RS256 or ES256")
         alphabet = set(self.CAPTCHA_ALPHABET)
         if len(alphabet) < 10 or not alphabet <= set("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
             problems.append("IDP_CAPTCHA_ALPHABET needs at least 10 different digits or upper-case letters "

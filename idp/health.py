@@ -47,7 +47,8 @@ def _redis(app: Flask) -> str | None:
 
 def _signing_key(app: Flask) -> None:
     with app.app_context():
-        key_store().current()
+        key_store().current("RS256")  # ID tokens' default
+        key_store().current(app.config["ACCESS_TOKEN_ALG"])
 
 
 @bp.get("/readyz")

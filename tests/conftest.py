@@ -27,7 +27,7 @@ def keys_dir(tmp_path_factory):
     from idp.oauth.keys import KeyStore
     from datetime import timedelta
 
-    KeyStore(path / "signing", timedelta(hours=1)).rotate("RS256")
+    KeyStore(path / "signing", timedelta(hours=1)).ensure(("RS256", "ES256"))
     (path / "pii.key").write_text("11" * 32)
     return path
 

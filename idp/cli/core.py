@@ -36,7 +36,7 @@ def init_database_and_keys() -> None:
 
     with long_statements():  # a migration may rightly run for minutes
         upgrade(revision="heads")
-    key_store().ensure(current_app.config["SIGNING_ALG"])
+    key_store().ensure()
 
 
 @click.command("init")
@@ -45,7 +45,8 @@ def init_command() -> None:
     """Create or migrate the database and generate signing keys if there are none."""
     init_database_and_keys()
     click.echo(f"database ready: {current_app.config['DATABASE_URL'].split('@')[-1]}")
-    click.echo(f"signing key: {__import__('idp.oauth.keys', fromlist=['x']).key_store().current().kid}")
+    store = __import__('idp.oauth.keys', fromlist=['x']).key_store()
+    click.echo("signing keys: " + ", ".join(f"{store.current(alg).kid} ({alg})" for alg in ("RS256", "ES256")))
 
 
 @click.command("serve")
@@ -72,13 +73,15 @@ def serve_command(host: str, port: int) -> None:
 
 # -- keys -----------------------------------------------------------------------------------------
 @keys_cli.command("rotate")
-@click.option("--alg", type=click.Choice(["RS256", "ES256"]), default=None)
+@click.option("--alg", type=click.Choice(["RS256", "ES256"]), default=None,
+              help="rotate the key of this algorithm only (default: both)")
 def keys_rotate(alg: str | None) -> None:
-    """Add a new current signing key; the old one stays published until its tokens expire."""
-    from ..oauth.keys import key_store
+    """Add a new current signing key per algorithm; the old ones stay published until their tokens expire."""
+    from ..oauth.keys import SUPPORTED_ALGS, key_store
 
-    key = key_store().rotate(alg or current_app.config["SIGNING_ALG"])
-    click.echo(f"new current key {key.kid} ({key.alg})")
+    for name in (alg,) if alg else SUPPORTED_ALGS:
+        key = key_store().rotate(name)
+        click.echo(f"new current key {key.kid} ({key.alg})")
 
 
 @keys_cli.command("list")

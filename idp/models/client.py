@@ -66,6 +66,9 @@ class Client(db.Model, ClientMixin):
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(16))
     access_token_lifetime: Mapped[int | None] = mapped_column(Integer)
     refresh_token_lifetime: Mapped[int | None] = mapped_column(Integer)
+    # the client's own access tokens (client_credentials: no row to mark revoked) issued at or
+    # before this time are refused; set when the client is disabled or loses a scope
+    tokens_revoked_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from authlib.integrations.flask_oauth2 import current_token
 from authlib.oauth2.rfc6750 import InvalidTokenError
@@ -14,33 +15,33 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint as _EndSessionEndpoint
 from authlib.oidc.rpinitiated import EndSessionRequest as _EndSessionRequest
 from joserfc.jwk import KeySet
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..models import Token
 from ..services.audit import events as audit
-from ..services.accounts.sessions import current_login
-from .access_tokens import issuer, verify_access_token
+from ..services.accounts.sessions import current_login, end_login
+from .access_tokens import AccessToken, issuer, verify_access_token
 from .claims import user_claims
 from .requests import push
 from .client_cache import cached_client
 from .subjects import is_pairwise, subject_for
 from .grants import sha256
-from .keys import key_store
+from .keys import id_token_alg, key_store
 from .logout import end_browser_login
-from ..services.accounts.revocation import revoke_access_token, revoke_grant
+from ..services.accounts.revocation import revoke_access_token_by_jti, revoke_grant
 
 ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 
-def find_token(token_string: str, hint: str | None) -> Token | None:
-    """Look a presented token up: a JWT access token by its jti, otherwise a refresh token by hash."""
+def find_token(token_string: str, hint: str | None) -> AccessToken | Token | None:
+    """Look a presented token up: a JWT access token is verified (no database read: revocation is
+    the deny-list's, in the same Redis round trip as the user's cached claims); anything else is
+    looked for as a refresh token, by hash."""
     if hint != "refresh_token" and token_string.count(".") == 2:
         verified = verify_access_token(token_string)
         if verified is not None:
-            row = db.session.scalar(select(Token).where(Token.jti == verified.claims["jti"]))
-            if row is not None:
-                row.presented_as = "access_token"
-            return row
+            return verified
     row = db.session.scalar(select(Token).where(Token.refresh_token_hash == sha256(token_string)))
     if row is not None:
         row.presented_as = "refresh_token"
@@ -53,15 +54,23 @@ class RevocationEndpoint(_RevocationEndpoint):
     def query_token(self, token_string, token_type_hint):
         return find_token(token_string, token_type_hint)
 
-    def revoke_token(self, token: Token, request):
-        if token.presented_as == "refresh_token":
+    def revoke_token(self, token: AccessToken | Token, request):
+        if isinstance(token, AccessToken):
+            claims = token.claims
+            count = revoke_access_token_by_jti(
+                token.jti, client_id=token.client_id, scope=token.scope,
+                issued_at=datetime.fromtimestamp(claims["iat"], timezone.utc),
+                expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc))
+        else:
             # RFC 7009 §2.1: revoking a refresh token also revokes its access tokens
             count = revoke_grant(token.grant_id)
-        else:
-            count = revoke_access_token(token)
         audit.add("token.revoked", actor=token.client_id, client_id=token.client_id,
                   token_type=token.presented_as, revoked=count)
-        db.session.commit()
+        try:
+            db.session.commit()
+        except IntegrityError:
+            # the same unrecorded token revoked by a concurrent request: its row stands
+            db.session.rollback()
 
 
 class IntrospectionEndpoint(_IntrospectionEndpoint):
@@ -70,20 +79,21 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     def query_token(self, token_string, token_type_hint):
         return find_token(token_string, token_type_hint)
 
-    def check_permission(self, token: Token, client, request) -> bool:
+    def check_permission(self, token: AccessToken | Token, client, request) -> bool:
         # the client the token was issued to, or a resource server (service client)
         return token.client_id == client.client_id or client.client_type == "service"
 
-    def introspect_token(self, token: Token) -> dict:
+    def introspect_token(self, token: AccessToken | Token) -> dict:
+        if isinstance(token, AccessToken):
+            return self._introspect_access_token(token)
         expires = token.get_expires_at()
         payload = {
             "active": True,
             "client_id": token.client_id,
             "scope": token.scope,
-            "token_type": "Bearer" if token.presented_as == "access_token" else "refresh_token",
+            "token_type": "refresh_token",
             "iat": int(token.issued_at.timestamp()),
             "iss": issuer(),
-            "jti": token.jti if token.presented_as == "access_token" else None,
         }
         if expires is not None:
             payload["exp"] = int(expires.timestamp())
@@ -94,7 +104,30 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
                 payload["username"] = token.user.username
         else:
             payload["sub"] = token.client_id
-        return {k: v for k, v in payload.items() if v is not None}
+        return payload
+
+    @staticmethod
+    def _introspect_access_token(token: AccessToken) -> dict:
+        # Authlib asked is_revoked() already: the deny-list and the user's cached claims came in
+        # that one MGET
+        if not token.user_is_active():
+            return {"active": False}
+        claims = token.claims
+        payload = {
+            "active": True,
+            "client_id": token.client_id,
+            "scope": token.scope,
+            "token_type": "Bearer",
+            "iat": claims["iat"],
+            "exp": claims["exp"],
+            "iss": claims["iss"],
+            "aud": claims["aud"],
+            "jti": token.jti,
+            "sub": claims["sub"],
+        }
+        if token.for_user() and not is_pairwise(token.get_client()):
+            payload["username"] = token.get_user().username
+        return payload
 
 
 class PushedAuthorizationEndpoint(TokenEndpoint):
@@ -121,7 +154,8 @@ class UserInfoEndpoint(_UserInfoEndpoint):
         return user_claims(user, scope, current_token.get_client())
 
     def resolve_private_key(self):
-        return key_store().current().key
+        # a signed userinfo response is signed as the client's ID tokens are
+        return key_store().current(id_token_alg(current_token.get_client())).key
 
     def get_supported_algorithms(self) -> list[str]:
         return ["RS256", "ES256"]

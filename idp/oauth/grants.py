@@ -26,11 +26,11 @@ from ..extensions import commit_keeping_loaded, db, redis_store
 from ..models import AuthorizationCode, Token, User
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
-from .access_tokens import issue_tokens, issuer
+from .access_tokens import issuer, token_response
 from .claims import user_claims
 from .requests import spend_pushed_request
 from .subjects import subject_for
-from .keys import key_store
+from .keys import id_token_alg, key_store
 from ..services.accounts.revocation import revoke_grant
 
 
@@ -66,7 +66,8 @@ class _ProviderTokens:
     amr, acr, grant family) reaches the access token and ``save_token`` without a side channel."""
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
-        return issue_tokens(self.request, user, scope, include_refresh_token)
+        return token_response(self.request, user, scope, grant_type or self.GRANT_TYPE, include_refresh_token,
+                              expires_in)
 
 
 class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
@@ -234,13 +235,13 @@ class _IdTokens:
     refresh)."""
 
     def resolve_client_private_key(self, client):
-        return key_store().current().key
+        return key_store().current(id_token_alg(client)).key
 
     def get_client_algorithm(self, client) -> str:
-        return key_store().current().alg
+        return id_token_alg(client)
 
     def get_encode_header(self, client) -> dict:
-        key = key_store().current()
+        key = key_store().current(id_token_alg(client))
         return {"alg": key.alg, "kid": key.kid, "typ": "JWT"}
 
     def get_client_claims(self, client) -> dict:

@@ -1,6 +1,10 @@
 """Signing keys: generated into ``keys/signing/``, published in the JWKS with a ``kid``.
 
-``rotate()`` adds a new current key and retires the old one; a retired key stays published
+There is one current key per algorithm (an RSA key for RS256, an EC P-256 key for ES256), both
+published: access tokens are signed with ``IDP_ACCESS_TOKEN_ALG``, ID tokens with the algorithm
+the relying system registered (RS256 when it registered none).
+
+``rotate(alg)`` adds a new current key of that algorithm and retires the old one; a retired key stays published
 until every token it signed has expired (retired_at + the longest JWT lifetime), then it drops
 out of the JWKS.  Parsed keys and the JWKS document are cached in memory; a cheap ``stat`` of
 the index every few seconds picks up a rotation made by another process (``idp keys rotate``).
@@ -17,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from flask import Flask, current_app
-from joserfc.jwk import ECKey, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 SUPPORTED_ALGS = ("RS256", "ES256")
 
@@ -57,6 +61,7 @@ class KeyStore:
         self._mtime: float | None = None
         self._checked = 0.0
         self._jwks: dict | None = None
+        self._key_sets: dict[str, KeySet] = {}
 
     @property
     def index_path(self) -> Path:
@@ -94,17 +99,37 @@ class KeyStore:
             self._keys = keys
             self._mtime = mtime
             self._jwks = None
+            self._key_sets = {}
 
     def keys(self) -> list[SigningKey]:
         self._refresh()
         return list(self._keys)
 
-    def current(self) -> SigningKey:
+    def current(self, alg: str = "RS256") -> SigningKey:
+        """The key that signs with ``alg`` now."""
         self._refresh()
         for key in reversed(self._keys):
-            if key.retired_at is None:
+            if key.retired_at is None and key.alg == alg:
                 return key
-        raise RuntimeError("no current signing key: run `idp keys rotate`")
+        raise RuntimeError(f"no current {alg} signing key: run `idp keys rotate --alg {alg}`")
+
+    def signing_set(self, alg: str) -> KeySet:
+        """The current key of ``alg`` alone, as a key set (what Authlib's JWT access token
+        generator signs with; joserfc writes its ``kid`` into the header).  Built once per key
+        change."""
+        self._refresh()
+        name = f"sign:{alg}"
+        if name not in self._key_sets:
+            self._key_sets[name] = KeySet([self.current(alg).key])
+        return self._key_sets[name]
+
+    def verification_set(self) -> KeySet:
+        """Every published key (the JWKS, with the private halves): tokens are verified by
+        ``kid``, and a key only verifies the algorithm it was made for."""
+        self._refresh()
+        if "verify" not in self._key_sets:
+            self._key_sets["verify"] = KeySet([k.key for k in self.published()])
+        return self._key_sets["verify"]
 
     def find(self, kid: str | None) -> SigningKey | None:
         self._refresh()
@@ -129,20 +154,28 @@ class KeyStore:
         return self._jwks
 
     # -- changing ----------------------------------------------------------------------------------
-    def ensure(self, alg: str = "RS256") -> SigningKey:
-        """The current key, generating the first one if there is none.  Several workers starting
-        at once take a file lock, so exactly one of them generates it."""
-        if self.index_path.exists():
-            return self.current()
+    def _missing(self, algs: tuple[str, ...]) -> list[str]:
+        if not self.index_path.exists():
+            return list(algs)
+        self._mtime = None
+        self._refresh()
+        have = {k.alg for k in self._keys if k.retired_at is None}
+        return [alg for alg in algs if alg not in have]
+
+    def ensure(self, algs: tuple[str, ...] = SUPPORTED_ALGS) -> None:
+        """A current key for each algorithm, generating those missing (the first start, or a
+        key store made before ES256 keys were kept).  Several workers starting at once take a
+        file lock, so exactly one of them generates each."""
+        if not self._missing(algs):
+            return
         import fcntl
 
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if not self.index_path.exists():
-                return self.rotate(alg)
+            for alg in self._missing(algs):
+                self.rotate(alg)
         self._mtime = None
-        return self.current()
 
     def rotate(self, alg: str = "RS256") -> SigningKey:
         key = _generate(alg)
@@ -156,7 +189,7 @@ class KeyStore:
             fh.write(key.as_pem(private=True))
         entries = json.loads(self.index_path.read_text()) if self.index_path.exists() else []
         for entry in entries:
-            if not entry.get("retired_at"):
+            if not entry.get("retired_at") and entry["alg"] == alg:
                 entry["retired_at"] = now.isoformat()
         entries.append({"kid": kid, "alg": alg, "created_at": now.isoformat(), "retired_at": None})
         tmp = self.index_path.with_suffix(".tmp")
@@ -164,7 +197,7 @@ class KeyStore:
         tmp.replace(self.index_path)  # atomic: other processes see the old or the new index
         self._mtime = None
         self._refresh()
-        return self.current()
+        return self.current(alg)
 
 
 def init_app(app: Flask, *, generate: bool = False) -> None:
@@ -173,9 +206,18 @@ def init_app(app: Flask, *, generate: bool = False) -> None:
     store = KeyStore(Path(cfg["KEYS_DIR"]) / "signing", timedelta(seconds=longest),
                      recheck_seconds=cfg["SIGNING_KEYS_RECHECK_SECONDS"])
     if generate:
-        store.ensure(cfg["SIGNING_ALG"])  # first start: create the signing key
+        store.ensure()  # first start: create the signing keys
     app.extensions["idp_keys"] = store
 
 
 def key_store() -> KeyStore:
     return current_app.extensions["idp_keys"]
+
+
+def access_token_alg() -> str:
+    return current_app.config["ACCESS_TOKEN_ALG"]
+
+
+def id_token_alg(client) -> str:
+    """The algorithm the relying system registered for its ID tokens, RS256 by default."""
+    return getattr(client, "id_token_signed_response_alg", None) or "RS256"

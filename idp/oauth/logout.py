@@ -28,7 +28,7 @@ from ..services.audit import events as audit
 from ..security import allow_frame_source
 from ..services.accounts.sessions import current_login, end_login, login_ended
 from .access_tokens import issuer
-from .keys import key_store
+from .keys import id_token_alg, key_store
 from .subjects import subject_for
 from ..services.accounts.revocation import revoke_session_tokens
 
@@ -39,7 +39,7 @@ BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 def logout_token(client: Client, user: User, sid: str) -> str:
     now = int(time.time())
-    key = key_store().current()
+    key = key_store().current(id_token_alg(client))  # signed as the client's ID tokens are
     claims = {
         "iss": issuer(),
         "aud": client.client_id,

@@ -15,14 +15,18 @@ from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749.errors import InvalidClientError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context
+from flask import request as http_request
 
+from ..errors import UserError
 from ..extensions import commit_keeping_loaded, db
 from ..models import Client, Token
 from ..services.admin.client_secrets import verify_client_secret
 from ..services.audit import events as audit
-from . import logout
-from .access_tokens import JwtBearerTokenValidator, authentication_of, issuer, unverified_claims
+from ..services.audit.tokens import record_token_issued
+from ..services.limits import KeyedLimit
+from . import access_tokens, logout
+from .access_tokens import AccessTokenValidator, authentication_of, issuer, unverified_claims
 from .client_cache import cached_client
 from .endpoints import (EndSessionEndpoint, IntrospectionEndpoint, PushedAuthorizationEndpoint, RevocationEndpoint,
                         UserInfoEndpoint)
@@ -44,18 +48,25 @@ def query_client(client_id: str) -> Client | None:
 
 
 def save_token(token: dict, request) -> None:
-    auth = authentication_of(request)
-    now = datetime.now(timezone.utc)
     client: Client = request.client
     user = request.user
+    grant_type = request.payload.grant_type
+    claims = unverified_claims(token["access_token"])
+    if user is None:
+        # client_credentials: the JWT is the whole record (verified by signature, revoked by
+        # jti: the revocation writes its own row).  Only the audit event is written.
+        record_token_issued(client_id=client.client_id, subject=client.client_id, grant_type=grant_type,
+                            scope=token.get("scope", ""), jti=claims["jti"])
+        return
+    auth = authentication_of(request)
+    now = datetime.now(timezone.utc)
     refresh = token.get("refresh_token")
     refresh_lifetime = client.refresh_token_lifetime or current_app.config["REFRESH_TOKEN_LIFETIME"]
     row = dict(
-        jti=unverified_claims(token["access_token"])["jti"],
+        jti=claims["jti"],
         client_id=client.client_id,
-        user_id=user.id if user is not None else None,
+        user_id=user.id,
         scope=token.get("scope", ""),
-        # client_credentials: each token is a family of its own
         grant_id=auth.get("grant_id") or secrets.token_urlsafe(18),
         sid=auth.get("sid"),
         auth_time=auth.get("auth_time"),
@@ -66,21 +77,14 @@ def save_token(token: dict, request) -> None:
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
         refresh_expires_at=now + timedelta(seconds=refresh_lifetime) if refresh else None,
     )
-    # a plain INSERT on the session's connection (same transaction): nothing reads the row back
-    # in this request, and the ORM's unit of work and execution layers (instance state, identity
-    # map, RETURNING id) were a fifth of a token request's CPU (issue #5)
+    # a user's token has a row: its grant family, login session and user are what logout,
+    # password change, refresh reuse and the console revoke by.  A plain INSERT on the session's
+    # connection (same transaction): nothing reads the row back in this request, and the ORM's
+    # unit of work was a fifth of a token request's CPU
     db.session.connection().execute(Token.__table__.insert(), row)
-    if request.payload.grant_type == "client_credentials":
-        commit_keeping_loaded()
-        # a token for the client itself changes nothing else: its event goes to the audit buffer,
-        # after the commit (an event only for a token that exists) and before the answer (none
-        # handed out unrecorded); the jti ties a later revocation to it
-        audit.buffer("token.issued", actor=client.client_id, subject=client.client_id, client_id=client.client_id,
-                     grant_type="client_credentials", scope=row["scope"], jti=row["jti"])
-        return
     audit.record_in_transaction(
-        "token.issued", actor=client.client_id, subject=user.sub if user is not None else client.client_id,
-        client_id=client.client_id, grant_type=request.payload.grant_type,
+        "token.issued", actor=client.client_id, subject=user.sub, client_id=client.client_id,
+        grant_type=grant_type,
         scope=row["scope"],  # which claims went out (个人信息与隐私), never their values
     )
     commit_keeping_loaded()  # the code and the user are read again for the ID token
@@ -111,7 +115,59 @@ class _UnsupportedResponseType(UnsupportedResponseTypeError):
         return "The response type is not supported."
 
 
+class TooManyClientAuthFailures(UserError):
+    message = "Too many failed client authentications from this address; try again in {window}."
+
+
+#: failed client authentications at the token endpoint per client_id and IP.  Counted on
+#: failure only; a success costs one Redis GET (is the key blocked?).  Introspection, revocation
+#: and PAR are not limited: they issue nothing, the secrets the platform generates are 256-bit
+#: random (a guess is hopeless), and a check there would add a Redis round trip to every
+#: introspection, which otherwise costs one (the deny-list and the user in one MGET)
+CLIENT_AUTH_FAILURES = KeyedLimit("TOKEN_CLIENT_AUTH_FAILURES", TooManyClientAuthFailures,
+                                  namespace="client-auth-failures", window="TOKEN_CLIENT_AUTH_FAILURE_WINDOW")
+
+
+class ClientAuthenticationBlocked(InvalidClientError):
+    """``invalid_client`` (the error a client already handles for a bad secret) with HTTP 429 and
+    ``Retry-After``: too many failures from this address; the secret, right or wrong, is not even
+    checked until the window has passed, so the answer tells a guesser nothing."""
+
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        item = CLIENT_AUTH_FAILURES.item
+        super().__init__(description=TooManyClientAuthFailures.message.format(
+            amount=item.amount, window=f"{item.multiples} seconds"))
+        self.retry_after = retry_after
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(self.retry_after))]
+
+
+def _client_auth_key(request) -> tuple[str, str]:
+    client_id, _ = extract_basic_authorization(request.headers)
+    client_id = client_id or request.form.get("client_id") or "-"
+    address = http_request.remote_addr if has_request_context() else None
+    return client_id[:64], address or "-"
+
+
 class AuthorizationServer(_FlaskAuthorizationServer):
+    def authenticate_client(self, request, methods, endpoint="token"):
+        if endpoint != "token":
+            return super().authenticate_client(request, methods, endpoint)
+        key = _client_auth_key(request)
+        if CLIENT_AUTH_FAILURES.spent(*key):
+            raise ClientAuthenticationBlocked(CLIENT_AUTH_FAILURES.seconds_to_reset(*key))
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            try:
+                CLIENT_AUTH_FAILURES.take(*key)
+            except TooManyClientAuthFailures:
+                pass  # this failure is answered as one; the next attempt meets the block
+            raise
+
     def get_authorization_grant(self, request):
         # Authlib echoes an unknown response_type in its error description and raises a
         # ValueError (a 500) when that holds a character RFC 6749 forbids there ('"', '\\',
@@ -138,7 +194,7 @@ class ProviderIssuer(IssuerParameter):
 
 
 require_oauth = ResourceProtector()
-require_oauth.register_token_validator(JwtBearerTokenValidator())
+require_oauth.register_token_validator(AccessTokenValidator())
 
 
 def server() -> AuthorizationServer:
@@ -150,6 +206,7 @@ def init_app(app: Flask) -> None:
     authorization = AuthorizationServer()
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     app.extensions["idp_authorization"] = authorization
+    authorization.register_token_generator("default", access_tokens.init_app(app))
     authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
     authorization.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())

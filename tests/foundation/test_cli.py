@@ -54,13 +54,14 @@ def test_keys_rotate_and_list(app, runner, tmp_path):
     from idp.oauth import keys
 
     keys.init_app(app)
-    first = runner.invoke(args=["keys", "rotate"])
-    second = runner.invoke(args=["keys", "rotate", "--alg", "ES256"])
+    first = runner.invoke(args=["keys", "rotate"])  # one key per algorithm
+    second = runner.invoke(args=["keys", "rotate", "--alg", "ES256"])  # that algorithm's only
     assert first.exit_code == second.exit_code == 0
     listing = runner.invoke(args=["keys", "list"]).output.splitlines()
-    assert len(listing) == 2
-    assert "RS256" in listing[0] and "published until" in listing[0]
-    assert "ES256" in listing[1] and listing[1].endswith("current")
+    assert len(listing) == 3
+    assert "RS256" in listing[0] and listing[0].endswith("current")
+    assert "ES256" in listing[1] and "published until" in listing[1]
+    assert "ES256" in listing[2] and listing[2].endswith("current")
 
 
 def test_init_migrates_and_creates_keys(keys_dir, tmp_path):
@@ -72,6 +73,7 @@ def test_init_migrates_and_creates_keys(keys_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "keys" / "signing" / "keys.json").exists()
     assert "database ready" in result.output
+    assert "(RS256)" in result.output and "(ES256)" in result.output
     again = app.test_cli_runner().invoke(args=["init"])  # idempotent
     assert again.exit_code == 0
 

@@ -119,6 +119,23 @@ def revoke_access_token(token: Token) -> int:
     return 1
 
 
+def revoke_access_token_by_jti(jti: str, *, client_id: str, scope: str, issued_at: datetime,
+                               expires_at: datetime) -> int:
+    """One verified access token, by its ``jti``.  A user's token has a row already; a
+    client_credentials token was issued without one, so its revocation writes the row now (the
+    same record of a revocation: jti, expiry, ``revoked_at``), and the deny-list entry with it.
+    Revoking it again changes nothing."""
+    row = db.session.scalar(select(Token).where(Token.jti == jti))
+    if row is None:
+        row = Token(jti=jti, client_id=client_id, user_id=None, scope=scope, grant_id=jti, amr=[],
+                    issued_at=issued_at, access_expires_at=expires_at)
+        db.session.add(row)
+    elif row.revoked_at is not None:
+        return 0
+    _mark_revoked([row])
+    return 1
+
+
 def revoke_tokens(where) -> int:
     tokens = list(db.session.scalars(select(Token).where(where, Token.revoked_at.is_(None))))
     _mark_revoked(tokens)

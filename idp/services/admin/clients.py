@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field, fields, replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
@@ -432,6 +432,8 @@ def update_client(client_id: str, spec: ClientSpec, *, actor: Actor = CLI_ACTOR,
     if removed_scopes:
         from ..accounts.revocation import revoke_tokens
 
+        client.tokens_revoked_before = datetime.now(timezone.utc)  # its own tokens carry no row
+
         live = db.session.execute(
             select(Token.id, Token.scope).where(Token.client_id == client.client_id, Token.revoked_at.is_(None))
         ).all()
@@ -456,6 +458,7 @@ def disable_client(client_id: str, *, actor: Actor = CLI_ACTOR, reason: str) -> 
     if not client.enabled:
         raise ClientAlreadyDisabled()
     client.enabled = False
+    client.tokens_revoked_before = datetime.now(timezone.utc)  # its own tokens carry no row
     revoked = revoke_tokens(Token.client_id == client.client_id)
     audit.add("client.disabled", actor=actor.username, subject=client.client_id, client_id=client.client_id,
               reason=reason, revoked_tokens=revoked)
