@@ -1,7 +1,9 @@
 """The recovery flows, on the step engine of ``idp.flows.base``:
 
-- 忘记用户名: 验证身份 → 验证手机校验码 → 找回用户名成功
+- 忘记用户名: 验证身份 → 验证手机校验码 → 找回用户名成功 (个人用户 by 姓名 and document, 单位用户
+  by 单位名称 and 统一社会信用代码; a unit's code goes to its handler's phone)
 - 忘记密码:   输入用户名 → 选择找回方式 → 验证身份 (证件号码+手机验证码 | 密保问题) → 重置密码 → 重置成功
+  (a unit's 证件号码 is its 统一社会信用代码, offered in the same 证件类型 list for every username)
 - 手机号已停用? (from the SMS step of either): a new phone proven by SMS and by the bank
   four-element check replaces the registered one; the interrupted flow then goes on at its SMS step.
 
@@ -61,7 +63,7 @@ AMR: dict[str, list[str]] = {"id_sms": ["pwd", "sms"], "questions": ["pwd", "kba
 @dataclass
 class UsernameRecoveryState:
     user_id: int | None = None  # None: the details match no account (nobody can tell)
-    key: str = ""  # what the failure counters are keyed on (a keyed hash of the document typed)
+    key: str = ""  # what the failure counters are keyed on (a keyed hash of the document or code typed)
     draft: dict[str, str] = field(default_factory=dict)  # what was typed at 验证身份 (上一步)
     sms_requested: bool = False
     proven: bool = False  # the code passed (sending the username may be retried without a new one)
@@ -134,17 +136,19 @@ def submit_username_identity(_flow: None, form: UsernameIdentityForm | UnitUsern
                              ) -> Flow[UsernameRecoveryState]:
     """验证身份 (个人用户: 姓名 and the document; 单位用户: 单位名称 and the code).  Raises only for
     badly formed input; any well-formed details go on to the SMS step, matching or not."""
-    if isinstance(form, UnitUsernameIdentityForm):
+    unit = isinstance(form, UnitUsernameIdentityForm)
+    if unit:
         draft = {"user_type": "unit", "unit_name": form.unit_name.data, "unit_id_type": form.unit_id_type.data,
                  "uscc": form.uscc.data}
-        lookup = lambda: recovery.find_unit(draft["unit_name"], draft["unit_id_type"], draft["uscc"])  # noqa: E731
     else:
         draft = {"name": form.name.data, "user_type": form.user_type.data, "id_type": form.id_type.data,
                  "id_number": form.id_number.data}
-        lookup = lambda: recovery.find_by_identity(  # noqa: E731
-            draft["name"], draft["user_type"], draft["id_type"], draft["id_number"])
     try:
-        user, key = lookup()
+        if unit:
+            user, key = recovery.find_unit(draft["unit_name"], draft["unit_id_type"], draft["uscc"])
+        else:
+            user, key = recovery.find_by_identity(draft["name"], draft["user_type"], draft["id_type"],
+                                                  draft["id_number"])
     except UserError as exc:
         _audit("recovery.lookup", "failure", None, flow="username", reason=exc.reason_code)
         raise
