@@ -105,6 +105,7 @@ class BaseConfig:
     SMS_MAX_TRIES = 5  # typed codes checked per code sent
     SMS_DAILY_CAP = 10  # codes per phone per calendar day (China time), whatever the purpose
     PROFILE_BANK_CHECK_LIMIT = "10 per day"  # 变更用户信息 bank checks per account
+    PROFILE_REGISTRY_CHECK_LIMIT = "5 per day"  # 变更单位名称 registry checks per unit account
     BANK_MAX_CONCURRENT = 2  # bank calls at once per worker process (keep below its thread count)
     BANK_MAX_CONCURRENT_PER_CITIZEN = 1  # bank calls at once for one document, across all nodes
     BANK_SLOT_LEASE = 30  # seconds a citizen's bank slot is held at most (a crashed worker frees it)

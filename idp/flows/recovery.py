@@ -1,7 +1,9 @@
 """The recovery flows, on the step engine of ``idp.flows.base``:
 
-- 忘记用户名: 验证身份 → 验证手机校验码 → 找回用户名成功
+- 忘记用户名: 验证身份 → 验证手机校验码 → 找回用户名成功 (个人用户 by 姓名 and document, 单位用户
+  by 单位名称 and 统一社会信用代码; a unit's code goes to its handler's phone)
 - 忘记密码:   输入用户名 → 选择找回方式 → 验证身份 (证件号码+手机验证码 | 密保问题) → 重置密码 → 重置成功
+  (a unit's 证件号码 is its 统一社会信用代码, offered in the same 证件类型 list for every username)
 - 手机号已停用? (from the SMS step of either): a new phone proven by SMS and by the bank
   four-element check replaces the registered one; the interrupted flow then goes on at its SMS step.
 
@@ -35,6 +37,7 @@ from ..recovery.forms import (
     PasswordUsernameForm,
     PhoneChangeForm,
     ResetPasswordForm,
+    UnitUsernameIdentityForm,
     UsernameIdentityForm,
     UsernameSmsForm,
 )
@@ -44,6 +47,7 @@ from ..services.accounts.security import AnswerMissing, set_new_password
 from ..services.audit import events as audit
 from ..services.identity import pii
 from ..services.identity.rules import check_document, check_mobile, username_key
+from ..services.identity.units import UNIT_ID_TYPES, check_uscc
 from ..services.registration import check_card, check_verification_info, refuse_unusable_card
 from ..services.verification.bank import BankCheckFailed, BankUnavailable
 from ..services.verification.phone_proof import CodeMissing, DecoyCode, prove
@@ -59,7 +63,7 @@ AMR: dict[str, list[str]] = {"id_sms": ["pwd", "sms"], "questions": ["pwd", "kba
 @dataclass
 class UsernameRecoveryState:
     user_id: int | None = None  # None: the details match no account (nobody can tell)
-    key: str = ""  # what the failure counters are keyed on (a keyed hash of the document typed)
+    key: str = ""  # what the failure counters are keyed on (a keyed hash of the document or code typed)
     draft: dict[str, str] = field(default_factory=dict)  # what was typed at 验证身份 (上一步)
     sms_requested: bool = False
     proven: bool = False  # the code passed (sending the username may be retried without a new one)
@@ -128,13 +132,23 @@ def _send(flow: Flow, sms: SmsCode, phone: str, actor: str | None) -> SmsSent:
 
 
 # == 忘记用户名 =======================================================================================
-def submit_username_identity(_flow: None, form: UsernameIdentityForm) -> Flow[UsernameRecoveryState]:
-    """验证身份.  Raises only for badly formed input; any well-formed details go on to the SMS
-    step, matching or not."""
-    draft = {"name": form.name.data, "user_type": form.user_type.data, "id_type": form.id_type.data,
-             "id_number": form.id_number.data}
+def submit_username_identity(_flow: None, form: UsernameIdentityForm | UnitUsernameIdentityForm
+                             ) -> Flow[UsernameRecoveryState]:
+    """验证身份 (个人用户: 姓名 and the document; 单位用户: 单位名称 and the code).  Raises only for
+    badly formed input; any well-formed details go on to the SMS step, matching or not."""
+    unit = isinstance(form, UnitUsernameIdentityForm)
+    if unit:
+        draft = {"user_type": "unit", "unit_name": form.unit_name.data, "unit_id_type": form.unit_id_type.data,
+                 "uscc": form.uscc.data}
+    else:
+        draft = {"name": form.name.data, "user_type": form.user_type.data, "id_type": form.id_type.data,
+                 "id_number": form.id_number.data}
     try:
-        user, key = recovery.find_by_identity(draft["name"], draft["user_type"], draft["id_type"], draft["id_number"])
+        if unit:
+            user, key = recovery.find_unit(draft["unit_name"], draft["unit_id_type"], draft["uscc"])
+        else:
+            user, key = recovery.find_by_identity(draft["name"], draft["user_type"], draft["id_type"],
+                                                  draft["id_number"])
     except UserError as exc:
         _audit("recovery.lookup", "failure", None, flow="username", reason=exc.reason_code)
         raise
@@ -142,7 +156,7 @@ def submit_username_identity(_flow: None, form: UsernameIdentityForm) -> Flow[Us
     flow.complete("identity")
     flow.state.user_id, flow.state.key, flow.state.draft = (user.id if user else None), key, draft
     _audit("recovery.lookup", "success" if user else "failure", user, flow="username",
-           **({} if user else {"reason": "no_match"}))
+           user_type=draft["user_type"], **({} if user else {"reason": "no_match"}))
     return flow
 
 
@@ -282,10 +296,18 @@ def send_password_code(flow: Flow[PasswordRecoveryState], phone: str) -> SmsSent
     return sent
 
 
+def _document(id_type: str | None, number: str | None) -> tuple[str, str]:
+    """A person's document by the identity rules, or a unit's code by GB 32100."""
+    if id_type in UNIT_ID_TYPES:
+        return id_type, check_uscc(id_type, number)
+    facts = check_document(id_type, number)
+    return facts.id_type, facts.number
+
+
 def submit_id_and_phone(flow: Flow[PasswordRecoveryState], form: IdPhoneForm) -> None:
     flow.require("verify")
     state = flow.state
-    facts = check_document(form.id_type.data, form.id_number.data)
+    id_type, id_number = _document(form.id_type.data, form.id_number.data)
     phone = check_mobile(form.phone.data)
     user = password_account(flow)
     with recovery.proof_attempt(state.key) as attempt:
@@ -298,7 +320,7 @@ def submit_id_and_phone(flow: Flow[PasswordRecoveryState], form: IdPhoneForm) ->
             raise
         state.phone_verified = phone
         _evaluate(flow)
-        if not recovery.identity_and_phone_match(user, facts.id_type, facts.number, phone):
+        if not recovery.identity_and_phone_match(user, id_type, id_number, phone):
             _fail(flow, attempt, "recovery.verify", recovery.IdentityNotMatched(), user, flow="password",
                   method="id_sms")
     _audit("recovery.verify", "success", user, flow="password", method="id_sms")

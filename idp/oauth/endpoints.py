@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..models import Token
 from ..services.audit import events as audit
-from ..services.accounts.sessions import current_login, end_login
+from ..services.accounts.sessions import current_login
 from .access_tokens import AccessToken, issuer, verify_access_token
 from .claims import user_claims
 from .requests import push

@@ -13,6 +13,7 @@ from ..auth.forms import CaptchaMixin
 from ..form_rules import answer_length, card_digits, name_length, password_length, phone_digits, sms_code_length
 from ..services.verification.banks import BANKS
 from ..services.identity.rules import ID_TYPES, USER_TYPES
+from ..services.identity.units import UNIT_ID_TYPES
 
 _ID_NUMBER = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false", "maxlength": 32}
 _PHONE = {"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20}
@@ -25,6 +26,11 @@ def _id_type_field() -> SelectField:
                        default="resident_id", validate_choice=False)
 
 
+def _user_type_field(default: str) -> RadioField:
+    return RadioField("用户类型", choices=[SelectChoice(k, v) for k, v in USER_TYPES.items()], default=default,
+                      validate_choice=False)
+
+
 def _id_number_field() -> StringField:
     return StringField("证件号", validators=[InputRequired("请输入证件号"), Length(max=32, message="证件号格式不正确")],
                        render_kw=_ID_NUMBER)
@@ -34,11 +40,27 @@ def _id_number_field() -> StringField:
 class UsernameIdentityForm(CaptchaMixin, FlaskForm):
     name = StringField("姓名", validators=[InputRequired("请输入姓名"), name_length()],
                        render_kw={"autocomplete": "name", "spellcheck": "false"})
-    user_type = RadioField("用户类型", choices=[SelectChoice(k, v) for k, v in USER_TYPES.items()],
-                           default="personal", validate_choice=False)
+    user_type = _user_type_field("personal")
     id_type = _id_type_field()
     id_number = _id_number_field()
     submit = SubmitField("下一步")
+
+
+class UnitUsernameIdentityForm(CaptchaMixin, FlaskForm):
+    """忘记用户名 for 单位用户: the unit as registered, instead of a person."""
+
+    user_type = _user_type_field("unit")
+    unit_name = StringField("单位名称", validators=[InputRequired("请输入单位名称"), Length(max=100, message="请输入单位名称")],
+                            render_kw={"autocomplete": "organization", "spellcheck": "false"})
+    unit_id_type = SelectField("证件类型", choices=[SelectChoice(k, v) for k, v in UNIT_ID_TYPES.items()],
+                               default="uscc", validate_choice=False)
+    uscc = StringField("统一社会信用代码", validators=[InputRequired("请输入统一社会信用代码"),
+                                                Length(max=32, message="统一社会信用代码格式不正确，请核对（18位，含校验码）")],
+                       render_kw={**_ID_NUMBER, "maxlength": 18})
+    submit = SubmitField("下一步")
+
+
+IDENTITY_FORMS: dict[str, type[FlaskForm]] = {"personal": UsernameIdentityForm, "unit": UnitUsernameIdentityForm}
 
 
 class UsernameSmsForm(FlaskForm):
@@ -60,7 +82,10 @@ class MethodForm(FlaskForm):
 
 
 class IdPhoneForm(FlaskForm):
-    id_type = _id_type_field()
+    # a unit account proves itself with its 统一社会信用代码 and its handler's phone: one list for
+    # both, so the page is the same for every username
+    id_type = SelectField("证件类型", choices=[SelectChoice(k, v) for k, v in {**ID_TYPES, **UNIT_ID_TYPES}.items()],
+                          default="resident_id", validate_choice=False)
     id_number = _id_number_field()
     phone = StringField("手机号码", widget=TelInput(), render_kw=_PHONE,
                         validators=[InputRequired("请输入手机号码"), phone_digits()])

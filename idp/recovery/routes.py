@@ -25,10 +25,13 @@ from ..flows.recovery import (
     send_password_code,
     send_phone_change_code,
     send_username_code,
+    submit_username_identity,
     username_sms_notice,
 )
 from ..form_feedback import not_sending_sms, register_step_pages, run_form, run_sms_step, sms_ip_limit, sms_json
 from ..form_rules import rules_context
+from .forms import IDENTITY_FORMS
+from ..services.verification.captcha import issue_captcha
 from ..services.accounts.sessions import start_login
 
 bp = Blueprint("recovery", __name__, url_prefix="/recovery")
@@ -39,8 +42,9 @@ SMS_STEPS: dict[str, tuple[FlowDefinition, str, str]] = {
     "username": (USERNAME_RECOVERY, "sms", "recovery.username_sms"),
     "password": (PASSWORD_RECOVERY, "verify", "recovery.password_verify_id"),
 }
-# the password policy names its field "password"; on the reset form it is 新密码
-_FIELD_ALIASES = {"password": "new_password"}
+# the password policy names its field "password"; on the reset form it is 新密码; a unit's code
+# and its type go in 证件号 and 证件类型 where the page has no field of their own
+_FIELD_ALIASES = {"password": "new_password", "uscc": "id_number", "unit_id_type": "id_type"}
 
 
 def _recovery_ip_limit() -> str:
@@ -79,13 +83,34 @@ def _ended(definition: FlowDefinition, error: str | None):
 @limiter.limit(_recovery_ip_limit, methods=["POST"])
 @USERNAME_RECOVERY.guard("identity")
 def username(flow):
-    """验证身份: 姓名, 用户类型, 证件类型, 证件号, 验证码."""
-    # back from the SMS step: what was typed
-    prefill = (lambda form: form.process(data=flow.state.draft)) if flow is not None else None
-    form, outcome = _form_step(USERNAME_RECOVERY, None, "identity", prefill=prefill)
+    """验证身份: 用户类型, then 姓名, 证件类型, 证件号 (个人用户) or 单位名称, 证件类型, 统一社会信用代码
+    (单位用户), and 验证码.  The 用户类型 radio changes the form: with JavaScript at once
+    (``?type=unit``), without it on 下一步, which then shows the other form and checks nothing."""
+    draft = flow.state.draft if flow is not None else {}
+    kind, switched = _identity_kind(draft)
+    if switched:
+        form = IDENTITY_FORMS[kind](formdata=None, user_type=kind)
+        form.captcha_id.data = issue_captcha()
+        return _render(USERNAME_RECOVERY, "identity", form=form, error=None, user_type=kind)
+    form = IDENTITY_FORMS[kind]()
+    if not form.is_submitted() and draft.get("user_type", "personal") == kind:
+        form.process(data=draft)  # back from the SMS step: what was typed
+    outcome = run_form(form, lambda: submit_username_identity(None, form), aliases=_FIELD_ALIASES)
     if outcome.done:
         return redirect(USERNAME_RECOVERY.url_for("sms"))
-    return _render(USERNAME_RECOVERY, "identity", outcome.status, form=form, error=outcome.error)
+    return _render(USERNAME_RECOVERY, "identity", outcome.status, form=form, error=outcome.error, user_type=kind)
+
+
+def _identity_kind(draft: dict) -> tuple[str, bool]:
+    """Which 用户类型's form the identity page shows, and whether this POST only chose another
+    one (its form has the other kind's fields)."""
+    if request.method == "POST":
+        chosen = request.form.get("user_type")
+        chosen = chosen if chosen in IDENTITY_FORMS else "personal"  # a bad value: the service says so
+        posted = "unit" if "uscc" in request.form else "personal"
+        return chosen, chosen != posted
+    chosen = request.args.get("type") or draft.get("user_type") or "personal"
+    return (chosen if chosen in IDENTITY_FORMS else "personal"), False
 
 
 @bp.route("/username/sms", methods=["GET", "POST"])

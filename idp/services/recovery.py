@@ -29,9 +29,10 @@ from ..models import User
 from .audit import events as audit
 from .identity import passwords, pii
 from .accounts.security import SECURITY_QUESTIONS, check_security_answers, security_questions
-from .accounts.records import decrypted, find_by_document, find_by_username
+from .accounts.records import decrypted, find_by_document, find_by_uscc, find_by_username
 from .verification.bank import BankCheck, bank_verifier, raise_for
-from .identity.rules import USER_TYPES, check_document, check_name, username_key
+from .identity.rules import USER_TYPES, check_document, check_name, normalise_name, username_key
+from .identity.units import UNIT_NAME_MAX, UnitNameInvalid, check_uscc
 from .limits import KeyedLimit
 from .verification.sms import SIGNATURE, sms_sender
 
@@ -98,6 +99,20 @@ def find_by_identity(name: str, user_type: str, id_type: str, id_number: str) ->
     return _recoverable(user), document_key(facts.id_type, facts.number)
 
 
+def find_unit(unit_name: str, unit_id_type: str, uscc: str) -> tuple[User | None, str]:
+    """忘记用户名 step 1 for 单位用户: the unit account of that code under that name (as the
+    registry confirmed it), or None; the same one indexed query either way.  Format errors are
+    raised; the failure-counter key is a keyed hash of the code typed."""
+    clean_name = normalise_name(unit_name or "")
+    if not clean_name or len(clean_name) > UNIT_NAME_MAX:
+        raise UnitNameInvalid()
+    code = check_uscc(unit_id_type, uscc)
+    user = find_by_uscc(code)
+    if user is not None and (not user.is_unit or user.unit_name != clean_name or user.unit_id_type != unit_id_type):
+        user = None
+    return _recoverable(user), unit_key(unit_id_type, code)
+
+
 def find_by_login_name(username: str) -> tuple[User | None, str]:
     """忘记密码 step 1: the active account of a username (case-insensitive) or None, and the
     failure-counter key of the name typed."""
@@ -109,6 +124,11 @@ def find_by_login_name(username: str) -> tuple[User | None, str]:
 
 def document_key(id_type: str, id_number: str) -> str:
     return "doc:" + pii.cipher().lookup_hash("id_number", f"{id_type}|{id_number}")[:32]
+
+
+def unit_key(unit_id_type: str, code: str) -> str:
+    # the code is public, but a keyed hash keeps the counters' keys alike for every kind
+    return "unit:" + pii.cipher().lookup_hash("uscc", f"{unit_id_type}|{code}")[:32]
 
 
 def name_key(username: str) -> str:
@@ -191,34 +211,51 @@ def answers_right(user: User | None, answers: list[str]) -> bool:
 
 def identity_and_phone_match(user: User | None, id_type: str, id_number: str, phone: str) -> bool:
     """证件号码+手机验证码: the document and the phone are those registered (keyed hashes compared,
-    nothing decrypted)."""
+    nothing decrypted).  A unit account's document is its 统一社会信用代码 (public, kept in clear)
+    and its phone the handler's; a person's document never matches a unit account, nor a code a
+    personal one."""
     box = pii.cipher()
     doc_hash = box.lookup_hash("id_number", id_number)
     phone_hash = box.lookup_hash("phone", phone)
     if user is None:
         return False
-    return (user.id_type == id_type and hmac.compare_digest(user.id_number_hash or "", doc_hash)
-            and hmac.compare_digest(user.phone_hash or "", phone_hash))
+    if user.is_unit:
+        document_right = (user.unit_id_type == id_type
+                          and hmac.compare_digest((user.uscc or "").encode(), id_number.encode()))
+    else:
+        document_right = user.id_type == id_type and hmac.compare_digest(user.id_number_hash or "", doc_hash)
+    return document_right and hmac.compare_digest(user.phone_hash or "", phone_hash)
 
 
 # -- what recovery changes ------------------------------------------------------------------------------
 def send_username(user: User, phone: str) -> None:
-    """找回用户名成功: the username goes by SMS to the registered phone, never onto the page."""
-    text = (f"{SIGNATURE}您在人社局社会统一用户管理平台注册的用户名为：{user.username}。"
-            f"如非本人操作，请忽略本短信。")
+    """找回用户名成功: the username goes by SMS to the registered phone (a unit's: its handler's),
+    never onto the page."""
+    whose = f"{user.unit_name}在" if user.is_unit else "您在"
+    text = (f"{SIGNATURE}{whose}人社局社会统一用户管理平台注册的{'单位' if user.is_unit else ''}用户名为："
+            f"{user.username}。如非本人操作，请忽略本短信。")
     sms_sender().send(phone, text, purpose="recovery")
     audit.add("recovery.username_sent", actor=user.username, subject=user.sub)
     db.session.commit()
 
 
+def bank_identity(user: User) -> tuple[str | None, str | None]:
+    """The document the bank knows the account's holder by: a person's own, a unit's handler's
+    (the handler's card and phone are the unit account's)."""
+    if user.is_unit:
+        blob = user.handler_id_number_enc
+        return user.handler_id_type, pii.cipher().decrypt("id_number", blob) if blob else None
+    return user.id_type, decrypted(user, "id_number")
+
+
 def verify_new_phone(user: User, bank_code: str, card_number: str, phone: str) -> None:
     """手机号已停用?: the bank four-element check with the account's own name and document and
     the card whose reserved phone is the new number; raises the bank's typed failure."""
-    id_number = decrypted(user, "id_number")
-    if not user.id_type or not id_number:
+    id_type, id_number = bank_identity(user)
+    if not id_type or not id_number:
         raise RecoveryAccountUnknown()  # an account without a document cannot be bank-verified
     outcome = bank_verifier().verify(BankCheck(bank=bank_code, card_number=card_number, name=user.name,
-                                               id_type=user.id_type, id_number=id_number, phone=phone))
+                                               id_type=id_type, id_number=id_number, phone=phone))
     raise_for(outcome)
 
 

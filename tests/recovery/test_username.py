@@ -84,7 +84,7 @@ def test_unknown_identity_is_answered_like_a_known_one(app, demo_account):
         {},  # matches
         {"id_number": CITIZENS["lina"].id_number},  # a valid document nobody registered
         {"name": "王大明"},  # a registered document with another name
-        {"user_type": "unit"},  # right person, wrong user type
+        {"id_type": "hk_macao_permit", "id_number": "H12345678"},  # another type of document
     ):
         response = Recovery(app.test_client()).username_identity(**details)
         answers.append((response.status_code, response.headers["Location"], response.data))

@@ -67,3 +67,31 @@ class UnitWizard(Wizard):
 @pytest.fixture
 def unit_wizard(client):
     return UnitWizard(client)
+
+
+def make_unit_account(app, u=None, handler=None, username: str = "unit_demo", *,
+                      password: str = DEFAULT_PASSWORD, phone: str | None = None):
+    """A unit account as registration leaves it (the unit as the registry holds it, a sandbox
+    citizen as its handler), created directly; ``phone`` lets the account's phone differ from the
+    one the handler's bank holds today."""
+    from idp.extensions import db
+    from idp.services.accounts.records import NewAccount, create_account
+    from idp.services.identity.units import UnitInfo
+
+    u = u or unit(demo=True)
+    h = handler or CITIZENS["lina"]
+    data = NewAccount(username=username, password=password, name=h.name, id_type=h.id_type,
+                      id_number=h.id_number, phone=phone or h.phone, gender=h.gender, birthdate=h.birthdate,
+                      bank_code=h.bank_code, card_number=h.card_number,
+                      unit=UnitInfo(u.unit_name, u.unit_id_type, u.uscc, u.unit_type, u.legal_rep_name))
+    with app.app_context():
+        user = create_account(data, real_name_verified=True)
+        db.session.refresh(user)
+        db.session.expunge(user)
+        return user
+
+
+@pytest.fixture
+def unit_account(app):
+    """深圳市鹏城示例科技有限公司 (the demo unit), its handler 李娜."""
+    return make_unit_account(app)

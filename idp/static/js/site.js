@@ -43,3 +43,10 @@ document.addEventListener("click", async (event) => {
     playing.play().catch(() => { window.location.href = audioLink.href; });
   }
 });
+
+// 找回用户名's 用户类型: each type has its own form; choosing one loads it (without JavaScript the
+// choice takes effect on 下一步).
+document.addEventListener("change", (event) => {
+  const input = event.target.closest("input[type=radio][data-switch]");
+  if (input && input.checked) window.location.href = input.dataset.switch;
+});
