@@ -63,6 +63,9 @@ class BaseConfig:
     PAR_REQUEST_URI_LIFETIME = 90  # a pushed request's request_uri must be opened within this (expires_in)
     PAR_CLAIMED_LIFETIME = 3600  # a pushed request a browser opened stays usable by it through login
     REQUEST_OBJECT_LEEWAY = 30  # clock skew allowed on a request object's exp / nbf / iat
+    DPOP_IAT_WINDOW = 60  # a DPoP proof's iat may be this many seconds before or after now
+    DPOP_REQUIRE_NONCE = False  # DPoP proofs must carry a nonce from the DPoP-Nonce header
+    DPOP_NONCE_LIFETIME = 300  # a DPoP nonce is accepted at least this long, at most twice it
     CLIENT_CACHE_SECONDS = 5.0  # another process may use a changed client's old settings this long
     # how soon a process signs with a key rotated elsewhere (it re-reads the key index this
     # often); also the JWKS max-age, so a relying system's cached JWKS never misses a signing key

@@ -85,6 +85,7 @@ class ClientForm(ReasonMixin, FlaskForm):
                                default="public", validate_choice=False)
     sector_identifier = StringField("扇区标识（主机名）", render_kw={"spellcheck": "false", "autocapitalize": "none"})
     require_pushed_authorization_requests = BooleanField("授权请求须先推送（PAR）")
+    dpop_bound_access_tokens = BooleanField("令牌须绑定密钥（DPoP）")
     access_token_lifetime = StringField("访问令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     refresh_token_lifetime = StringField("刷新令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     submit = SubmitField("保存")
@@ -110,6 +111,7 @@ class ClientForm(ReasonMixin, FlaskForm):
             subject_type=self.subject_type.data or "public",
             sector_identifier=(self.sector_identifier.data or "").strip() or None,
             require_pushed_authorization_requests=bool(self.require_pushed_authorization_requests.data),
+            dpop_bound_access_tokens=bool(self.dpop_bound_access_tokens.data),
         )
 
     def fill_from(self, spec: ClientSpec) -> None:
@@ -130,6 +132,7 @@ class ClientForm(ReasonMixin, FlaskForm):
         self.subject_type.data = spec.subject_type
         self.sector_identifier.data = spec.sector_identifier or ""
         self.require_pushed_authorization_requests.data = spec.require_pushed_authorization_requests
+        self.dpop_bound_access_tokens.data = spec.dpop_bound_access_tokens
         self.access_token_lifetime.data = str(spec.access_token_lifetime or "")
         self.refresh_token_lifetime.data = str(spec.refresh_token_lifetime or "")
 

@@ -96,11 +96,12 @@ def clients_show(client_id) -> None:
               help="pairwise: a sub of its own per sector; changing it changes the subs the system knows")
 @click.option("--sector", default=None, help="the pairwise sector's host ('' : the redirect URIs' host)")
 @click.option("--require-par/--no-require-par", default=None, help="authorization requests only through /oauth/par")
+@click.option("--require-dpop/--no-require-dpop", default=None, help="every token request must carry a DPoP proof")
 @_reason
 def clients_update(client_id, name, description, client_type, redirect_uris, post_logout_uris,
                    no_post_logout_redirect_uris, backchannel_logout_uri, scope, grant_types, auth_method,
                    first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, contacts,
-                   allowed_user_types, subject_type, sector, require_par, reason) -> None:
+                   allowed_user_types, subject_type, sector, require_par, require_dpop, reason) -> None:
     """Change a relying system's settings; what is not given stays as it is."""
     from ..services.admin.clients import get_client, parse_jwks, spec_of, update_client
 
@@ -145,6 +146,8 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
             changes["sector_identifier"] = sector or None
         if require_par is not None:
             changes["require_pushed_authorization_requests"] = require_par
+        if require_dpop is not None:
+            changes["dpop_bound_access_tokens"] = require_dpop
         change = update_client(client_id, replace(spec, **changes), actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)

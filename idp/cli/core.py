@@ -113,10 +113,11 @@ def keys_list() -> None:
               help="pairwise: a sub of its own per sector (OpenID Connect Core 8.1)")
 @click.option("--sector", default=None, help="the pairwise sector's host (default: the redirect URIs' host)")
 @click.option("--require-par", is_flag=True, help="authorization requests only through /oauth/par (RFC 9126)")
+@click.option("--require-dpop", is_flag=True, help="every token request must carry a DPoP proof (RFC 9449)")
 @click.option("--json", "as_json", is_flag=True)
 def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, scope, grant_types,
                 auth_method, public, service, first_party, client_id, contacts, allowed_user_types, subject_type,
-                sector, require_par, as_json) -> None:
+                sector, require_par, require_dpop, as_json) -> None:
     """Register a relying system; prints client_id and the secret (shown once)."""
     from ..services.admin.staff import cli_actor
     from ..services.admin.clients import ClientSpec, create_client
@@ -138,6 +139,7 @@ def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, s
         subject_type=subject_type,
         sector_identifier=sector,
         require_pushed_authorization_requests=require_par,
+        dpop_bound_access_tokens=require_dpop,
     )
     try:
         client, secret = create_client(spec, actor=cli_actor())

@@ -52,7 +52,10 @@ def access_token_lifetime(client: Client) -> int:
     return client.access_token_lifetime or current_app.config["ACCESS_TOKEN_LIFETIME"]
 
 
-def issue_access_token(client: Client, user: User | None, scope: str, auth: dict[str, Any]) -> str:
+def issue_access_token(client: Client, user: User | None, scope: str, auth: dict[str, Any],
+                       confirmation: dict[str, Any] | None = None) -> str:
+    """``confirmation``: the key the token is bound to (``cnf``, RFC 7800), e.g. DPoP's
+    ``{"jkt": …}``; None for a Bearer token."""
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": issuer(),
@@ -68,17 +71,21 @@ def issue_access_token(client: Client, user: User | None, scope: str, auth: dict
         for name in ("auth_time", "acr", "amr", "sid"):
             if auth.get(name):
                 claims[name] = auth[name]
+    if confirmation:
+        claims["cnf"] = confirmation
     key = key_store().current()
     return jwt.encode({"alg": key.alg, "kid": key.kid, "typ": AT_TYP}, claims, key.key)
 
 
-def issue_tokens(request, user: User | None, scope: str | None, include_refresh_token: bool) -> dict[str, Any]:
+def issue_tokens(request, user: User | None, scope: str | None, include_refresh_token: bool,
+                 confirmation: dict[str, Any] | None = None) -> dict[str, Any]:
     """The token response of a grant: a JWT access token; a refresh token only with
-    ``offline_access`` (and a user)."""
+    ``offline_access`` (and a user).  With a ``confirmation`` (a DPoP key) the access token is
+    bound to it and its type is ``DPoP`` (RFC 9449 §5)."""
     client: Client = request.client
     token: dict[str, Any] = {
-        "token_type": "Bearer",
-        "access_token": issue_access_token(client, user, scope or "", authentication_of(request)),
+        "token_type": "DPoP" if confirmation else "Bearer",
+        "access_token": issue_access_token(client, user, scope or "", authentication_of(request), confirmation),
         "expires_in": access_token_lifetime(client),
     }
     if include_refresh_token and user is not None and "offline_access" in (scope or "").split():

@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import Token
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login, end_login
+from . import dpop
 from .access_tokens import issuer, verify_access_token
 from .claims import user_claims
 from .requests import push
@@ -76,13 +77,16 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "active": True,
             "client_id": token.client_id,
             "scope": token.scope,
-            "token_type": "Bearer" if token.presented_as == "access_token" else "refresh_token",
+            "token_type": (("DPoP" if token.dpop_jkt else "Bearer") if token.presented_as == "access_token"
+                           else "refresh_token"),
             "iat": int(token.issued_at.timestamp()),
             "iss": issuer(),
             "jti": token.jti if token.presented_as == "access_token" else None,
         }
         if expires is not None:
             payload["exp"] = int(expires.timestamp())
+        if token.dpop_jkt and token.presented_as == "access_token":
+            payload["cnf"] = {"jkt": token.dpop_jkt}  # RFC 9449 §6.2
         if token.user is not None:
             client = cached_client(token.client_id)
             payload["sub"] = subject_for(client, token.user)
@@ -102,7 +106,7 @@ class PushedAuthorizationEndpoint(TokenEndpoint):
 
     def create_endpoint_response(self, request):
         client = self.authenticate_endpoint_client(request)
-        body = push(client, request.payload.data)
+        body = push(client, request.payload.data, dpop_jkt=dpop.pushed_request_key())
         return 201, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
 
 

@@ -26,6 +26,7 @@ from ..extensions import commit_keeping_loaded, db, redis_store
 from ..models import AuthorizationCode, Token, User
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
+from . import dpop
 from .access_tokens import issue_tokens, issuer
 from .claims import user_claims
 from .requests import spend_pushed_request
@@ -66,7 +67,8 @@ class _ProviderTokens:
     amr, acr, grant family) reaches the access token and ``save_token`` without a side channel."""
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
-        return issue_tokens(self.request, user, scope, include_refresh_token)
+        return issue_tokens(self.request, user, scope, include_refresh_token,
+                            confirmation=dpop.confirmation(self.request))
 
 
 class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
@@ -105,6 +107,7 @@ class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
                 "S256" if payload.data.get("code_challenge") else None
             ),
             grant_id=secrets.token_urlsafe(18),
+            dpop_jkt=payload.data.get("dpop_jkt"),  # checked by dpop.DPoPBinding
             expires_at=_now() + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
         )
         db.session.add(row)

@@ -21,8 +21,8 @@ from ..extensions import commit_keeping_loaded, db
 from ..models import Client, Token
 from ..services.admin.client_secrets import verify_client_secret
 from ..services.audit import events as audit
-from . import logout
-from .access_tokens import JwtBearerTokenValidator, authentication_of, issuer, unverified_claims
+from . import dpop, logout
+from .access_tokens import authentication_of, issuer, unverified_claims
 from .client_cache import cached_client
 from .endpoints import (EndSessionEndpoint, IntrospectionEndpoint, PushedAuthorizationEndpoint, RevocationEndpoint,
                         UserInfoEndpoint)
@@ -62,6 +62,7 @@ def save_token(token: dict, request) -> None:
         amr=auth.get("amr") or [],
         acr=auth.get("acr"),
         refresh_token_hash=sha256(refresh) if refresh else None,
+        dpop_jkt=dpop.bound_key(request),
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
         refresh_expires_at=now + timedelta(seconds=refresh_lifetime) if refresh else None,
@@ -130,7 +131,8 @@ class ProviderIssuer(IssuerParameter):
 
 
 require_oauth = ResourceProtector()
-require_oauth.register_token_validator(JwtBearerTokenValidator())
+require_oauth.register_token_validator(dpop.BearerTokenValidator())  # the first: its challenge is the default
+require_oauth.register_token_validator(dpop.DPoPTokenValidator())
 
 
 def server() -> AuthorizationServer:
@@ -147,10 +149,11 @@ def init_app(app: Flask) -> None:
     authorization.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
     authorization.register_extension(ProviderIssuer())
     authorization.register_grant(
-        AuthorizationCodeGrant, [OpenIDCode(require_nonce=False), S256CodeChallenge(required=True)]
+        AuthorizationCodeGrant,
+        [OpenIDCode(require_nonce=False), S256CodeChallenge(required=True), dpop.DPoPBinding()],
     )
-    authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
-    authorization.register_grant(ClientCredentialsGrant)
+    authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh(), dpop.DPoPBinding()])
+    authorization.register_grant(ClientCredentialsGrant, [dpop.DPoPBinding()])
     authorization.register_endpoint(RevocationEndpoint)
     authorization.register_endpoint(IntrospectionEndpoint)
     authorization.register_endpoint(EndSessionEndpoint)

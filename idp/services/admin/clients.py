@@ -104,6 +104,7 @@ class ClientSpec:
     subject_type: str = "public"  # or "pairwise": a sub of its own per sector (OpenID Connect Core 8.1)
     sector_identifier: str | None = None  # the sector's host; default: the host all redirect URIs share
     require_pushed_authorization_requests: bool = False  # RFC 9126
+    dpop_bound_access_tokens: bool = False  # RFC 9449: every token request must carry a DPoP proof
 
 
 CONTACTS_MAX_LENGTH = 300
@@ -253,6 +254,7 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
         raise InvalidField("说明不能超过500个字", field="description")
     _resolve_sector(spec)
     spec.require_pushed_authorization_requests = bool(spec.require_pushed_authorization_requests)
+    spec.dpop_bound_access_tokens = bool(spec.dpop_bound_access_tokens)
     lines = [line.strip() for line in (spec.contacts or "").splitlines()]
     spec.contacts = "\n".join(line for line in lines if line) or None
     if spec.contacts and len(spec.contacts) > CONTACTS_MAX_LENGTH:
@@ -291,6 +293,7 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         subject_type=spec.subject_type,
         sector_identifier=spec.sector_identifier,
         require_pushed_authorization_requests=spec.require_pushed_authorization_requests,
+        dpop_bound_access_tokens=spec.dpop_bound_access_tokens,
     )
     secret = None
     if spec.token_endpoint_auth_method in SECRET_AUTH_METHODS:
@@ -352,6 +355,7 @@ def spec_of(client: Client) -> ClientSpec:
         subject_type=client.subject_type or "public",
         sector_identifier=client.sector_identifier,
         require_pushed_authorization_requests=bool(client.require_pushed_authorization_requests),
+        dpop_bound_access_tokens=bool(client.dpop_bound_access_tokens),
     )
 
 
@@ -359,7 +363,8 @@ def spec_of(client: Client) -> ClientSpec:
 _EDITABLE = ("name", "description", "client_type", "redirect_uris", "post_logout_redirect_uris",
              "backchannel_logout_uri", "scope", "grant_types", "token_endpoint_auth_method", "first_party",
              "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts", "allowed_user_types",
-             "subject_type", "sector_identifier", "require_pushed_authorization_requests")
+             "subject_type", "sector_identifier", "require_pushed_authorization_requests",
+             "dpop_bound_access_tokens")
 
 
 @dataclass(frozen=True)
