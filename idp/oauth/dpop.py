@@ -213,7 +213,7 @@ def verify_proof(value: str, *, access_token: str | None = None) -> Proof:
         raise InvalidDPoPProofError("The DPoP proof's iat is too far from the current time.")
     nonce = claims.get("nonce")
     if (nonce is not None or config["DPOP_REQUIRE_NONCE"]) and not _nonce_is_fresh(nonce):
-        if nonce is not None:
+        if not config["DPOP_REQUIRE_NONCE"]:
             _send_nonce()  # a client using nonces gets the current one even when they are optional
         raise UseDPoPNonceError()
     if access_token is not None:
