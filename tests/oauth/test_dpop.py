@@ -364,3 +364,28 @@ def test_a_proof_sent_to_par_binds_the_code(client, rp, user):
     assert wrong.get_json()["error"] == "invalid_grant"
     right = flow.exchange(code, verifier=verifier, auth={**rp.basic, "DPoP": key.proof()})
     assert right.status_code == 200 and right.get_json()["token_type"] == "DPoP"
+
+
+def test_over_a_real_server_the_proof_names_the_published_url(live_server):
+    import requests
+
+    from idp.services.admin.clients import ClientSpec, create_client
+
+    with live_server.app.app_context():
+        service, secret = create_client(ClientSpec(name="考试成绩服务", client_type="service", scope="openid"))
+        client_id = service.client_id
+    meta = requests.get(f"{live_server.url}/.well-known/openid-configuration", timeout=10).json()
+    key = DPoPKey()
+    form = {"grant_type": "client_credentials", "scope": "openid"}
+    issued = requests.post(meta["token_endpoint"], data=form, auth=(client_id, secret), timeout=10,
+                           headers={"DPoP": key.proof(url=meta["token_endpoint"])})
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["token_type"] == "DPoP"
+    # the proof must name the URL the provider publishes, not another name of the same host
+    elsewhere = meta["token_endpoint"].replace("127.0.0.1", "localhost")
+    refused = requests.post(meta["token_endpoint"], data=form, auth=(client_id, secret), timeout=10,
+                            headers={"DPoP": key.proof(url=elsewhere)})
+    assert refused.status_code == 400 and "htu" in refused.json()["error_description"]
+    introspected = requests.post(meta["introspection_endpoint"], data={"token": issued.json()["access_token"]},
+                                 auth=(client_id, secret), timeout=10).json()
+    assert introspected["token_type"] == "DPoP" and introspected["cnf"] == {"jkt": key.jkt}
