@@ -102,7 +102,7 @@ def _nonce_for(window: int) -> str:
 
 
 def _window() -> int:
-    return int(time.time()) // int(current_app.config["DPOP_NONCE_LIFETIME"])
+    return int(time.time()) // max(1, int(current_app.config["DPOP_NONCE_LIFETIME"]))
 
 
 def current_nonce() -> str:
