@@ -167,7 +167,8 @@ def _endpoint_url() -> str:
 
 
 def presented_proof() -> str | None:
-    values = request.headers.getlist("DPoP")
+    # WSGI joins repeated headers with commas, which a compact JWT never holds
+    values = [part.strip() for value in request.headers.getlist("DPoP") for part in value.split(",")]
     if len(values) > 1:
         raise InvalidDPoPProofError("More than one DPoP header.")
     return values[0] if values else None

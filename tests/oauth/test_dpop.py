@@ -389,3 +389,22 @@ def test_over_a_real_server_the_proof_names_the_published_url(live_server):
     introspected = requests.post(meta["introspection_endpoint"], data={"token": issued.json()["access_token"]},
                                  auth=(client_id, secret), timeout=10).json()
     assert introspected["token_type"] == "DPoP" and introspected["cnf"] == {"jkt": key.jkt}
+
+
+def test_htu_is_compared_without_query_case_or_default_port(client, resource_server):
+    key = DPoPKey()
+    form = {"grant_type": "client_credentials", "scope": "openid"}
+    same = key.proof(url="HTTP://LocalHost:80/oauth/token?ignored=1#too")
+    assert client.post("/oauth/token", data=form, headers={**resource_server.basic, "DPoP": same}).status_code == 200
+    other_port = key.proof(url="http://localhost:8080/oauth/token")
+    refused = client.post("/oauth/token", data=form, headers={**resource_server.basic, "DPoP": other_port})
+    assert refused.status_code == 400 and "htu" in refused.get_json()["error_description"]
+
+
+def test_two_dpop_headers_are_refused(client, resource_server):
+    key = DPoPKey()
+    headers = [*resource_server.basic.items(), ("DPoP", key.proof()), ("DPoP", key.proof())]
+    refused = client.post("/oauth/token", data={"grant_type": "client_credentials", "scope": "openid"},
+                          headers=headers)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "invalid_dpop_proof"
+    assert "More than one" in refused.get_json()["error_description"]
