@@ -69,6 +69,9 @@ class BaseConfig:
     REQUEST_OBJECT_LEEWAY = 30  # clock skew allowed on a request object's exp / nbf / iat
     REQUEST_OBJECT_MAX_LIFETIME = 600  # a request object's exp at most this far ahead; its jti single-use that long
     FRONTCHANNEL_LOGOUT_WAIT = 5  # seconds the logout page waits for front-channel logout pages before going on
+    DPOP_IAT_WINDOW = 60  # a DPoP proof's iat may be this many seconds before or after now
+    DPOP_REQUIRE_NONCE = False  # DPoP proofs must carry a nonce from the DPoP-Nonce header
+    DPOP_NONCE_LIFETIME = 300  # a DPoP nonce is accepted at least this long, at most twice it
     CLIENT_CACHE_SECONDS = 5.0  # another process may use a changed client's old settings this long
     # how soon a process signs with a key rotated elsewhere (it re-reads the key index this
     # often); also the JWKS max-age, so a relying system's cached JWKS never misses a signing key

@@ -90,6 +90,7 @@ class ClientForm(ReasonMixin, FlaskForm):
                                default="public", validate_choice=False)
     sector_identifier = StringField("扇区标识（主机名）", render_kw={"spellcheck": "false", "autocapitalize": "none"})
     require_pushed_authorization_requests = BooleanField("授权请求须先推送（PAR）")
+    dpop_bound_access_tokens = BooleanField("令牌须绑定密钥（DPoP）")
     access_token_lifetime = StringField("访问令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     refresh_token_lifetime = StringField("刷新令牌有效期（秒）", render_kw={"inputmode": "numeric"})
     submit = SubmitField("保存")
@@ -118,6 +119,7 @@ class ClientForm(ReasonMixin, FlaskForm):
             frontchannel_logout_uri=(self.frontchannel_logout_uri.data or "").strip() or None,
             frontchannel_logout_session_required=bool(self.frontchannel_logout_session_required.data),
             min_acr=self.min_acr.data or None,
+            dpop_bound_access_tokens=bool(self.dpop_bound_access_tokens.data),
         )
 
     def fill_from(self, spec: ClientSpec) -> None:
@@ -141,6 +143,7 @@ class ClientForm(ReasonMixin, FlaskForm):
         self.subject_type.data = spec.subject_type
         self.sector_identifier.data = spec.sector_identifier or ""
         self.require_pushed_authorization_requests.data = spec.require_pushed_authorization_requests
+        self.dpop_bound_access_tokens.data = spec.dpop_bound_access_tokens
         self.access_token_lifetime.data = str(spec.access_token_lifetime or "")
         self.refresh_token_lifetime.data = str(spec.refresh_token_lifetime or "")
 

@@ -100,12 +100,14 @@ def clients_show(client_id) -> None:
 @click.option("--frontchannel-session-required/--no-frontchannel-session-required", default=None,
               help="iss and sid on the front-channel logout URI")
 @click.option("--min-acr", default=None, help="the least acr of every login, e.g. urn:hrss:acr:mfa ('' removes it)")
+@click.option("--require-dpop/--no-require-dpop", default=None, help="every token request must carry a DPoP proof")
 @_reason
 def clients_update(client_id, name, description, client_type, redirect_uris, post_logout_uris,
                    no_post_logout_redirect_uris, backchannel_logout_uri, scope, grant_types, auth_method,
                    first_party, jwks_file, access_token_lifetime, refresh_token_lifetime, contacts,
                    allowed_user_types, subject_type, sector, require_par, frontchannel_logout_uri,
-                   frontchannel_session_required, min_acr, reason) -> None:
+                   frontchannel_session_required, min_acr, require_dpop,
+                   reason) -> None:
     """Change a relying system's settings; what is not given stays as it is."""
     from ..services.admin.clients import get_client, parse_jwks, spec_of, update_client
 
@@ -156,6 +158,8 @@ def clients_update(client_id, name, description, client_type, redirect_uris, pos
             changes["frontchannel_logout_session_required"] = frontchannel_session_required
         if min_acr is not None:
             changes["min_acr"] = min_acr or None
+        if require_dpop is not None:
+            changes["dpop_bound_access_tokens"] = require_dpop
         change = update_client(client_id, replace(spec, **changes), actor=cli_actor(), reason=reason)
     except UserError as exc:
         _refuse(exc)

@@ -123,11 +123,12 @@ def keys_list() -> None:
 @click.option("--frontchannel-logout-uri", default=None, help="loaded in a hidden iframe by the logout page")
 @click.option("--frontchannel-session-required", is_flag=True, help="iss and sid on the front-channel logout URI")
 @click.option("--min-acr", default=None, help="the least acr of every login, e.g. urn:hrss:acr:mfa")
+@click.option("--require-dpop", is_flag=True, help="every token request must carry a DPoP proof (RFC 9449)")
 @click.option("--json", "as_json", is_flag=True)
 def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, scope, grant_types,
                 auth_method, public, service, first_party, client_id, contacts, allowed_user_types, subject_type,
                 sector, require_par, frontchannel_logout_uri, frontchannel_session_required, min_acr,
-                as_json) -> None:
+                require_dpop, as_json) -> None:
     """Register a relying system; prints client_id and the secret (shown once)."""
     from ..services.admin.staff import cli_actor
     from ..services.admin.clients import ClientSpec, create_client
@@ -152,6 +153,7 @@ def clients_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, s
         frontchannel_logout_uri=frontchannel_logout_uri,
         frontchannel_logout_session_required=frontchannel_session_required,
         min_acr=min_acr,
+        dpop_bound_access_tokens=require_dpop,
     )
     try:
         client, secret = create_client(spec, actor=cli_actor())

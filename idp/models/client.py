@@ -59,6 +59,8 @@ class Client(db.Model, ClientMixin):
     sector_identifier: Mapped[str | None] = mapped_column(String(255))  # a host name, set when pairwise
     # RFC 9126: this client's authorization requests must come through /oauth/par
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
+    # RFC 9449: every token request of this client must carry a DPoP proof (sender-constrained tokens)
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
     scope: Mapped[str] = mapped_column(String(512), default="openid profile")
     grant_types: Mapped[list] = mapped_column(JSON, default=lambda: ["authorization_code", "refresh_token"])
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32), default="client_secret_basic")
@@ -87,6 +89,7 @@ class Client(db.Model, ClientMixin):
             "grant_types": self.grant_types,
             "scope": self.scope,
             "jwks": self.jwks,
+            "dpop_bound_access_tokens": bool(self.dpop_bound_access_tokens),
         }
 
     @property

@@ -29,6 +29,8 @@ class AuthorizationCode(db.Model):
     sid: Mapped[str | None] = mapped_column(String(64))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(16))
+    # RFC 9449 §10: the thumbprint of the key the code's token request must prove possession of
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     grant_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -83,6 +85,8 @@ class Token(db.Model):
     amr: Mapped[list] = mapped_column(JSON, default=list)
     acr: Mapped[str | None] = mapped_column(String(64))  # of the login, for refreshed ID tokens
     refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # RFC 9449: the access token's cnf.jkt; a public client's refresh token is bound to it too
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

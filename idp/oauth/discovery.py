@@ -6,6 +6,7 @@ from flask import current_app
 
 from ..services.admin.clients import SUPPORTED_SCOPES
 from ..services.accounts.sessions import ACR_VALUES
+from .dpop import DPOP_SIGNING_ALGS
 from .requests import REQUEST_OBJECT_ALGS
 
 
@@ -36,6 +37,7 @@ def provider_metadata() -> dict:
         "pushed_authorization_request_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods[:3],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": list(DPOP_SIGNING_ALGS),
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "name",
             "preferred_username", "gender", "birthdate", "updated_at", "phone_number",

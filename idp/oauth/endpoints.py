@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import Token
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
+from . import dpop
 from .access_tokens import AccessToken, issuer, verify_access_token
 from .claims import user_claims
 from .requests import push
@@ -117,7 +118,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "active": True,
             "client_id": token.client_id,
             "scope": token.scope,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if "cnf" in claims else "Bearer",
             "iat": claims["iat"],
             "exp": claims["exp"],
             "iss": claims["iss"],
@@ -125,6 +126,8 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
             "jti": token.jti,
             "sub": claims["sub"],
         }
+        if "cnf" in claims:
+            payload["cnf"] = claims["cnf"]  # RFC 9449 §6.2
         if token.for_user() and not is_pairwise(token.get_client()):
             payload["username"] = token.get_user().username
         return payload
@@ -139,7 +142,7 @@ class PushedAuthorizationEndpoint(TokenEndpoint):
 
     def create_endpoint_response(self, request):
         client = self.authenticate_endpoint_client(request)
-        body = push(client, request.payload.data)
+        body = push(client, request.payload.data, dpop_jkt=dpop.pushed_request_key())
         return 201, body, [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
 
 

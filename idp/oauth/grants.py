@@ -26,6 +26,7 @@ from ..extensions import commit_keeping_loaded, db, redis_store
 from ..models import AuthorizationCode, Token, User
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
+from . import dpop
 from .access_tokens import issuer, token_response
 from .claims import user_claims
 from .requests import spend_pushed_request
@@ -66,8 +67,11 @@ class _ProviderTokens:
     amr, acr, grant family) reaches the access token and ``save_token`` without a side channel."""
 
     def generate_token(self, user=None, scope=None, grant_type=None, expires_in=None, include_refresh_token=True):
-        return token_response(self.request, user, scope, grant_type or self.GRANT_TYPE, include_refresh_token,
-                              expires_in)
+        token = token_response(self.request, user, scope, grant_type or self.GRANT_TYPE, include_refresh_token,
+                               expires_in)
+        if dpop.confirmation(self.request):  # the access token carries cnf (a claim extension)
+            token["token_type"] = "DPoP"  # RFC 9449 §5
+        return token
 
 
 class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
@@ -106,6 +110,7 @@ class AuthorizationCodeGrant(_ProviderTokens, grants.AuthorizationCodeGrant):
                 "S256" if payload.data.get("code_challenge") else None
             ),
             grant_id=secrets.token_urlsafe(18),
+            dpop_jkt=payload.data.get("dpop_jkt"),  # checked by dpop.DPoPBinding
             expires_at=_now() + timedelta(seconds=current_app.config["AUTHORIZATION_CODE_LIFETIME"]),
         )
         db.session.add(row)

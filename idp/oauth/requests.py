@@ -40,6 +40,7 @@ from ..extensions import redis_store
 from ..models import Client
 from ..services.accounts.resume import PUSHED_REQUESTS
 from .access_tokens import issuer
+from .dpop import InvalidDPoPProofError, check_jkt_parameter
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 REQUEST_OBJECT_ALGS = ["RS256", "PS256", "ES256"]
@@ -122,8 +123,9 @@ def _claim_jti(client: Client, claims: dict, in_browser: bool) -> None:
 
 
 # -- pushed authorization requests (RFC 9126) ----------------------------------------------------
-def push(client: Client, form) -> dict:
-    """Store an authorization request the client pushed; the PAR endpoint's answer."""
+def push(client: Client, form, *, dpop_jkt: str | None = None) -> dict:
+    """Store an authorization request the client pushed; the PAR endpoint's answer.
+    ``dpop_jkt``: the key of a DPoP proof sent with the push, which binds the code to it."""
     params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
     if "request_uri" in params:
         raise InvalidRequestError(description="request_uri is not allowed at the pushed authorization endpoint.")
@@ -138,6 +140,11 @@ def push(client: Client, form) -> dict:
         raise InvalidRequestError(description="redirect_uri is missing or not registered.")
     if params.get("response_type") != "code":
         raise InvalidRequestError(description="response_type must be code.")
+    check_jkt_parameter(params.get("dpop_jkt"))
+    if dpop_jkt is not None:
+        if params.get("dpop_jkt", dpop_jkt) != dpop_jkt:  # RFC 9449 §10.1: both, then the same key
+            raise InvalidDPoPProofError("dpop_jkt is not the thumbprint of the DPoP proof's key.")
+        params["dpop_jkt"] = dpop_jkt
     lifetime = current_app.config["PAR_REQUEST_URI_LIFETIME"]
     key = secrets.token_urlsafe(32)
     redis_store.set(f"par:{key}", json.dumps({"client_id": client.client_id, "params": params}), ex=lifetime)

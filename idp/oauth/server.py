@@ -25,8 +25,8 @@ from ..services.admin.client_secrets import verify_client_secret
 from ..services.audit import events as audit
 from ..services.audit.tokens import record_token_issued
 from ..services.limits import KeyedLimit
-from . import access_tokens, logout
-from .access_tokens import AccessTokenValidator, authentication_of, issuer, unverified_claims
+from . import access_tokens, dpop, logout
+from .access_tokens import authentication_of, issuer, unverified_claims
 from .client_cache import cached_client
 from .endpoints import (EndSessionEndpoint, IntrospectionEndpoint, PushedAuthorizationEndpoint, RevocationEndpoint,
                         UserInfoEndpoint)
@@ -73,6 +73,7 @@ def save_token(token: dict, request) -> None:
         amr=auth.get("amr") or [],
         acr=auth.get("acr"),
         refresh_token_hash=sha256(refresh) if refresh else None,
+        dpop_jkt=dpop.bound_key(request),
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
         refresh_expires_at=now + timedelta(seconds=refresh_lifetime) if refresh else None,
@@ -194,7 +195,8 @@ class ProviderIssuer(IssuerParameter):
 
 
 require_oauth = ResourceProtector()
-require_oauth.register_token_validator(AccessTokenValidator())
+require_oauth.register_token_validator(dpop.BearerTokenValidator())  # the first: its challenge is the default
+require_oauth.register_token_validator(dpop.DPoPTokenValidator())
 
 
 def server() -> AuthorizationServer:
@@ -206,16 +208,19 @@ def init_app(app: Flask) -> None:
     authorization = AuthorizationServer()
     authorization.init_app(app, query_client=query_client, save_token=save_token)
     app.extensions["idp_authorization"] = authorization
-    authorization.register_token_generator("default", access_tokens.init_app(app))
+    generator = access_tokens.init_app(app)
+    generator.claim_extensions.append(dpop.confirmation_claims)  # cnf of a DPoP-bound token
+    authorization.register_token_generator("default", generator)
     authorization.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     authorization.register_client_auth_method("client_secret_post", authenticate_client_secret_post)
     authorization.register_client_auth_method(PrivateKeyJwt.CLIENT_AUTH_METHOD, PrivateKeyJwt())
     authorization.register_extension(ProviderIssuer())
     authorization.register_grant(
-        AuthorizationCodeGrant, [OpenIDCode(require_nonce=False), S256CodeChallenge(required=True)]
+        AuthorizationCodeGrant,
+        [OpenIDCode(require_nonce=False), S256CodeChallenge(required=True), dpop.DPoPBinding()],
     )
-    authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh()])
-    authorization.register_grant(ClientCredentialsGrant)
+    authorization.register_grant(RefreshTokenGrant, [OpenIDRefresh(), dpop.DPoPBinding()])
+    authorization.register_grant(ClientCredentialsGrant, [dpop.DPoPBinding()])
     authorization.register_endpoint(RevocationEndpoint)
     authorization.register_endpoint(IntrospectionEndpoint)
     authorization.register_endpoint(EndSessionEndpoint)

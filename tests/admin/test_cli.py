@@ -137,3 +137,14 @@ def test_clients_add_and_update_take_contacts(app, runner, rp):
     assert _client(app, "exam-service").contacts is None
     shown = json.loads(_ok(runner.invoke(args=["clients", "show", "exam-service"])))
     assert shown["contacts"] is None
+
+
+def test_clients_add_and_update_require_dpop(app, runner, rp):
+    _ok(runner.invoke(args=["clients", "add", "--name", "考生服务移动端", "--client-id", "exam-app", "--public",
+                            "--redirect-uri", "https://exam.example.test/app-cb", "--require-dpop"]))
+    assert _client(app, "exam-app").dpop_bound_access_tokens is True
+    out = _ok(runner.invoke(args=["clients", "update", "exam-app", "--no-require-dpop", "--reason", "暂停绑定"]))
+    assert "updated exam-app: dpop_bound_access_tokens" in out
+    assert _client(app, "exam-app").dpop_bound_access_tokens is False
+    shown = json.loads(_ok(runner.invoke(args=["clients", "show", "exam-app"])))
+    assert shown["dpop_bound_access_tokens"] is False

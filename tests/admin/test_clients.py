@@ -387,3 +387,19 @@ def test_a_systems_contacts_are_set_in_the_console_and_shown_on_its_page(app, ad
     assert "contacts" in audit_events(app, "client.updated")[-1].details["changed"]
     page = admin.get("/admin/clients/exam-service").data.decode()
     assert "<dt>联系方式</dt><dd>深圳市考试院 电话：0755-88100099<br>邮箱：ksykwb@szhrss.gov.cn</dd>" in page
+
+
+def test_requiring_dpop_is_set_in_the_console(app, admin, rp):
+    page = admin.get("/admin/clients/exam-service/edit").data.decode()
+    assert "令牌须绑定密钥（DPoP）" in page
+    response = admin.post("/admin/clients/exam-service/edit", {
+        "name": "考生服务系统", "client_type": "confidential", "redirect_uris": "https://exam.example.test/cb",
+        "scopes": ["openid", "profile", "phone", "realname", "offline_access"],
+        "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "client_secret_basic",
+        "dpop_bound_access_tokens": "y", "reason": "移动端令牌绑定密钥",
+    })
+    assert response.status_code == 302, text_of(response)[:500]
+    assert _client(app, "exam-service").dpop_bound_access_tokens is True
+    [event] = audit_events(app, "client.updated")
+    assert event.details["changed"] == ["dpop_bound_access_tokens"]
+    assert 'checked' in admin.get("/admin/clients/exam-service/edit").data.decode().split("dpop_bound_access_tokens")[1][:200]

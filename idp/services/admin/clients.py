@@ -112,6 +112,7 @@ class ClientSpec:
     frontchannel_logout_uri: str | None = None  # OpenID Connect Front-Channel Logout 1.0
     frontchannel_logout_session_required: bool = False  # iss and sid on that URI
     min_acr: str | None = None  # 最低认证级别: enforced on every authorization request
+    dpop_bound_access_tokens: bool = False  # RFC 9449: every token request must carry a DPoP proof
 
 
 CONTACTS_MAX_LENGTH = 300
@@ -279,6 +280,7 @@ def normalise_spec(spec: ClientSpec) -> ClientSpec:
         raise InvalidField("说明不能超过500个字", field="description")
     _resolve_sector(spec)
     spec.require_pushed_authorization_requests = bool(spec.require_pushed_authorization_requests)
+    spec.dpop_bound_access_tokens = bool(spec.dpop_bound_access_tokens)
     lines = [line.strip() for line in (spec.contacts or "").splitlines()]
     spec.contacts = "\n".join(line for line in lines if line) or None
     if spec.contacts and len(spec.contacts) > CONTACTS_MAX_LENGTH:
@@ -320,6 +322,7 @@ def create_client(spec: ClientSpec, *, actor: Actor = CLI_ACTOR, reason: str | N
         frontchannel_logout_uri=spec.frontchannel_logout_uri,
         frontchannel_logout_session_required=spec.frontchannel_logout_session_required,
         min_acr=spec.min_acr,
+        dpop_bound_access_tokens=spec.dpop_bound_access_tokens,
     )
     secret = None
     if spec.token_endpoint_auth_method in SECRET_AUTH_METHODS:
@@ -384,6 +387,7 @@ def spec_of(client: Client) -> ClientSpec:
         frontchannel_logout_uri=client.frontchannel_logout_uri,
         frontchannel_logout_session_required=bool(client.frontchannel_logout_session_required),
         min_acr=client.min_acr,
+        dpop_bound_access_tokens=bool(client.dpop_bound_access_tokens),
     )
 
 
@@ -392,7 +396,8 @@ _EDITABLE = ("name", "description", "client_type", "redirect_uris", "post_logout
              "backchannel_logout_uri", "scope", "grant_types", "token_endpoint_auth_method", "first_party",
              "jwks", "access_token_lifetime", "refresh_token_lifetime", "contacts", "allowed_user_types",
              "subject_type", "sector_identifier", "require_pushed_authorization_requests",
-             "frontchannel_logout_uri", "frontchannel_logout_session_required", "min_acr")
+             "frontchannel_logout_uri", "frontchannel_logout_session_required", "min_acr",
+             "dpop_bound_access_tokens")
 
 
 @dataclass(frozen=True)
