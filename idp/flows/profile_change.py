@@ -38,10 +38,10 @@ def submit_details(user: User, form: ProfileEditForm) -> Flow[SmsChangeState] | 
         if (old := flow_of(user)) is not None:
             old.discard()
         return None
-    return _CHANGE.start(user, change)
+    return CHANGE.start(user, change)
 
 
-_CHANGE: SmsConfirmedChange[ProfileChange] = SmsConfirmedChange(
+CHANGE: SmsConfirmedChange[ProfileChange] = SmsConfirmedChange(
     "profile_change",
     Step("details", "填写信息", "account.edit", ProfileEditForm, "account/edit.html", submit_details),
     sms_endpoint="account.edit_sms",
@@ -51,8 +51,6 @@ _CHANGE: SmsConfirmedChange[ProfileChange] = SmsConfirmedChange(
     failure_event="profile.change",
     wording=flow_budgets.Wording(task="", again="重新修改"),
 )
-PROFILE_CHANGE = _CHANGE.definition
-flow_of = _CHANGE.flow_of
-pending_change = _CHANGE.pending_change
-send_code = _CHANGE.send_code
-submit_code = _CHANGE.submit_code
+PROFILE_CHANGE = CHANGE.definition
+flow_of = CHANGE.flow_of
+pending_change = CHANGE.pending_change

@@ -33,10 +33,10 @@ def submit_details(user: User, form: UnitHandlerForm) -> Flow[SmsChangeState]:
     change = unit_change.prepare_handler(user, form.name.data, form.id_type.data, form.id_number.data,
                                          form.bank_code.data, form.card_number.data, form.phone.data)
     unit_change.verify_handler_with_bank(user, change)
-    return _CHANGE.start(user, change)  # another details step starts over: no older change survives
+    return CHANGE.start(user, change)  # another details step starts over: no older change survives
 
 
-_CHANGE: SmsConfirmedChange[HandlerChange] = SmsConfirmedChange(
+CHANGE: SmsConfirmedChange[HandlerChange] = SmsConfirmedChange(
     "unit_handler_change",
     Step("details", "填写经办人信息", "account.unit_handler", UnitHandlerForm, "account/unit_handler.html",
          submit_details),
@@ -47,8 +47,6 @@ _CHANGE: SmsConfirmedChange[HandlerChange] = SmsConfirmedChange(
     failure_event="unit.handler_change",
     wording=flow_budgets.Wording(task="", again="重新填写"),
 )
-UNIT_HANDLER_CHANGE = _CHANGE.definition
-flow_of = _CHANGE.flow_of
-pending_change = _CHANGE.pending_change
-send_code = _CHANGE.send_code
-submit_code = _CHANGE.submit_code
+UNIT_HANDLER_CHANGE = CHANGE.definition
+flow_of = CHANGE.flow_of
+pending_change = CHANGE.pending_change
