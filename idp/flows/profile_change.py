@@ -4,6 +4,7 @@ The details step checks the new values with the bank; when the phone is unchange
 written at once.  A new phone waits in the flow, already bank-verified, until an SMS code sent to
 that new phone proves it; only then is anything written.  The flow belongs to the signed-in
 account: another account's session never sees it (a login rotates the session anyway).
+The SMS step is ``sms_confirmed_change``'s, shared with 变更经办人.
 """
 
 from __future__ import annotations

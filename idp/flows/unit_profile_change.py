@@ -5,6 +5,7 @@ the change then waits in the flow, bank-verified, until an SMS code sent to the 
 phone proves it; only then is anything written (one transaction).  The flow belongs to the
 signed-in account: another account's session never sees it.  变更单位名称 needs no flow (one
 page, one registry check, one transaction: ``services.accounts.unit_change``).
+The SMS step is ``sms_confirmed_change``'s, shared with 变更用户信息.
 """
 
 from __future__ import annotations
