@@ -4,6 +4,7 @@ for interop tests that use real HTTP clients, plus the Debian Chromium launcher.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -43,6 +44,15 @@ def serve(app: Flask, port: int):
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+def outbox_sms(url: str, phone: str, pattern: str = r"验证码为(\d{6})") -> str:
+    """What ``pattern`` finds in the newest SMS to ``phone`` in the development outbox of the
+    platform serving at ``url`` (by default: the code)."""
+    import requests
+
+    outbox = requests.get(f"{url}/dev/sms-outbox.json", params={"phone": phone}, timeout=10).json()
+    return re.search(pattern, outbox["messages"][0]["text"]).group(1)
 
 
 def require_browser() -> None:

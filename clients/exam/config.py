@@ -6,27 +6,25 @@ by the client credentials it was given when it was registered there (``idp clien
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .. import common
+from ..common import PROJECT_ROOT, ClientConfig, ClientConfigError
 
 
-class ExamConfigError(RuntimeError):
+class ExamConfigError(ClientConfigError):
     """A setting is missing or unsafe; the message says which and how to fix it."""
 
 
-class ExamConfig:
-    ENV_NAME = "base"
+class ExamConfig(ClientConfig):
+    prefix = "EXAM"
+    label = "exam service"
+    register_hint = ("register the service at the platform first "
+                     "(idp clients add --name 考生服务系统 --first-party ...)")
+    error = ExamConfigError
 
     # -- the platform (OpenID Provider) and our registration there --------------------------------
-    ISSUER = "http://127.0.0.1:5000"  # discovery at {ISSUER}/.well-known/openid-configuration
-    CLIENT_ID = ""
-    CLIENT_SECRET = ""
     SCOPE = "openid profile phone realname"  # realname is granted only if an administrator allowed it
-    HTTP_TIMEOUT = 5.0  # seconds, for every call to the platform
 
     # -- the platform's pages we link to (empty: derived from ISSUER) ---------------------------
     ACCOUNT_URL = ""  # 用户信息维护: {ISSUER}/account/
@@ -44,69 +42,30 @@ class ExamConfig:
     DATA_KEY = ""  # 32 bytes, hex or base64: seals stored ID tokens; empty: keys/exam/data.key
     SESSION_IDLE_TIMEOUT = 30 * 60
     SESSION_ABSOLUTE_LIFETIME = 8 * 3600
-    SECURE_COOKIES = False
     TRUSTED_PROXIES = 0
     LOG_LEVEL = "INFO"
 
     def __init__(self, **overrides: Any) -> None:
-        for name in dir(self):
-            if not name.isupper():
-                continue
-            env = os.environ.get(f"EXAM_{name}")
-            if env is not None:
-                setattr(self, name, _coerce(env, getattr(self, name), name))
-        for name, value in overrides.items():
-            if not name.isupper():
-                raise ExamConfigError(f"unknown setting {name!r}")
-            setattr(self, name, value)
-        self.ISSUER = self.ISSUER.rstrip("/")
-        self.BASE_URL = self.BASE_URL.rstrip("/")
+        super().__init__(**overrides)
         self.ACCOUNT_URL = self.ACCOUNT_URL or f"{self.ISSUER}/account/"
         self.PASSWORD_URL = self.PASSWORD_URL or f"{self.ISSUER}/account/password"
-
-    # the URIs registered for this service at the platform
-    @property
-    def redirect_uri(self) -> str:
-        return f"{self.BASE_URL}/auth/callback"
-
-    @property
-    def post_logout_redirect_uri(self) -> str:
-        return f"{self.BASE_URL}/logged-out"
 
     @property
     def backchannel_logout_uri(self) -> str:
         return f"{self.BASE_URL}/backchannel-logout"
 
+    @property
+    def session_lifetime(self) -> int:
+        return self.SESSION_ABSOLUTE_LIFETIME
+
     def as_flask_config(self) -> dict[str, Any]:
-        values = {name: getattr(self, name) for name in dir(self) if name.isupper()}
+        values = super().as_flask_config()
         values.update(
-            EXAM_ENV=self.ENV_NAME,
-            REDIRECT_URI=self.redirect_uri,
-            POST_LOGOUT_REDIRECT_URI=self.post_logout_redirect_uri,
             BACKCHANNEL_LOGOUT_URI=self.backchannel_logout_uri,
             SQLALCHEMY_DATABASE_URI=self.DATABASE_URL,
             SQLALCHEMY_ENGINE_OPTIONS=_engine_options(self.DATABASE_URL),
-            # both services may share a host name in development: cookies ignore ports
-            SESSION_COOKIE_NAME="exam_session",
-            SESSION_COOKIE_SECURE=self.SECURE_COOKIES,
-            SESSION_COOKIE_HTTPONLY=True,
-            SESSION_COOKIE_SAMESITE="Lax",
-            PERMANENT_SESSION_LIFETIME=self.SESSION_ABSOLUTE_LIFETIME,
-            WTF_CSRF_TIME_LIMIT=None,
         )
         return values
-
-    def validate(self) -> None:
-        problems = []
-        if not self.CLIENT_ID:
-            problems.append("EXAM_CLIENT_ID is not set: register the service at the platform first "
-                            "(idp clients add --name 考生服务系统 --first-party ...)")
-        for name in ("ISSUER", "BASE_URL"):
-            parts = urlsplit(getattr(self, name))
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                problems.append(f"EXAM_{name} must be an absolute http(s) URL")
-        if problems:
-            raise ExamConfigError("exam service settings refused:\n  - " + "\n  - ".join(problems))
 
 
 class DevelopmentConfig(ExamConfig):
@@ -128,18 +87,10 @@ class ProductionConfig(ExamConfig):
 
     def validate(self) -> None:
         super().validate()
-        problems = []
-        if not self.CLIENT_SECRET:
-            problems.append("EXAM_CLIENT_SECRET must be set (the secret the platform showed once)")
-        for name in ("ISSUER", "BASE_URL"):
-            if not getattr(self, name).startswith("https://"):
-                problems.append(f"EXAM_{name} must be an https:// URL")
-        if len(self.SECRET_KEY) < 32:
-            problems.append("EXAM_SECRET_KEY must be set to at least 32 random characters")
+        problems = self.production_problems()
         if not self.DATA_KEY:
             problems.append("EXAM_DATA_KEY must be set (32 random bytes, hex or base64)")
-        if problems:
-            raise ExamConfigError("production settings refused:\n  - " + "\n  - ".join(problems))
+        self.refuse_for_production(problems)
 
 
 CONFIGS: dict[str, type[ExamConfig]] = {
@@ -150,31 +101,7 @@ CONFIGS: dict[str, type[ExamConfig]] = {
 
 
 def load_config(name: str | None = None, **overrides: Any) -> ExamConfig:
-    name = name or os.environ.get("EXAM_ENV", "development")
-    try:
-        cls = CONFIGS[name]
-    except KeyError:
-        raise ExamConfigError(f"EXAM_ENV={name!r}: choose one of {', '.join(CONFIGS)}") from None
-    config = cls(**overrides)
-    config.validate()
-    return config
-
-
-def _coerce(raw: str, default: Any, name: str) -> Any:
-    if isinstance(default, bool):
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off", ""):
-            return False
-        raise ExamConfigError(f"EXAM_{name} must be true or false, not {raw!r}")
-    try:
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-    except ValueError:
-        raise ExamConfigError(f"EXAM_{name} must be a number, not {raw!r}") from None
-    return raw
+    return common.load_config(CONFIGS, name, **overrides)
 
 
 def _engine_options(url: str) -> dict[str, Any]:

@@ -10,10 +10,11 @@ from flask import abort, flash, g, redirect, render_template, url_for
 
 from ..auth.guards import login_required
 from ..extensions import limiter
-from ..flows.profile_change import PROFILE_CHANGE, flow_of, form_values, pending_change, send_code
-from ..form_feedback import not_sending_sms, run_form, run_sms_step, sms_ip_limit
-from ..flows import unit_profile_change
+from ..flows import profile_change, unit_profile_change
+from ..flows.profile_change import PROFILE_CHANGE, form_values
+from ..flows.sms_confirmed_change import SmsConfirmedChange
 from ..flows.unit_profile_change import UNIT_HANDLER_CHANGE
+from ..form_feedback import not_sending_sms, run_form, run_sms_step, sms_ip_limit
 from ..services.accounts.profile import masked_profile
 from ..services.accounts.unit_change import change_unit_name, masked_unit
 from .forms import UnitNameForm
@@ -50,18 +51,23 @@ def edit_sms():
     """A new phone: the code goes to it, and only then is anything written."""
     if g.user.is_unit:
         return redirect(url_for("account.edit"))
-    flow = flow_of(g.user)
+    return _new_phone_sms(profile_change.CHANGE, "account.edit", SAVED, "account.home")
+
+
+def _new_phone_sms(change: SmsConfirmedChange, details_endpoint: str, saved: str, done_endpoint: str):
+    """The SMS step of a change that waits for its new phone's code (a flow of this account only)."""
+    flow = change.flow_of(g.user)
     if flow is None or not flow.is_complete("details"):
-        return redirect(url_for("account.edit"))
-    step = PROFILE_CHANGE.step("sms")
+        return redirect(url_for(details_endpoint))
+    step = change.definition.step("sms")
     form = step.form()
-    outcome = run_sms_step(form, send=lambda: send_code(flow, g.user),
+    outcome = run_sms_step(form, send=lambda: change.send_code(flow, g.user),
                            submit=lambda: step.handler(flow, g.user, form))
     if outcome.done:
-        flash(SAVED, "ok")
-        return redirect(url_for("account.home"))
+        flash(saved, "ok")
+        return redirect(url_for(done_endpoint))
     return render_template(step.template, form=form, error=outcome.error, sms_status=outcome.sms_status,
-                           new_phone=pii.mask_phone(pending_change(flow).phone)), outcome.status
+                           new_phone=pii.mask_phone(change.pending_change(flow).phone)), outcome.status
 
 
 # == a unit account ==================================================================================
@@ -92,18 +98,8 @@ def unit_handler():
 def unit_handler_sms():
     """The code goes to the new handler's phone, and only then is anything written."""
     _unit_only()
-    flow = unit_profile_change.flow_of(g.user)
-    if flow is None or not flow.is_complete("details"):
-        return redirect(url_for("account.unit_handler"))
-    step = UNIT_HANDLER_CHANGE.step("sms")
-    form = step.form()
-    outcome = run_sms_step(form, send=lambda: unit_profile_change.send_code(flow, g.user),
-                           submit=lambda: step.handler(flow, g.user, form))
-    if outcome.done:
-        flash("经办人信息变更成功。如原经办人知道登录密码，请及时修改密码", "ok")
-        return redirect(url_for("account.edit"))
-    return render_template(step.template, form=form, error=outcome.error, sms_status=outcome.sms_status,
-                           new_phone=pii.mask_phone(unit_profile_change.pending_change(flow).phone)), outcome.status
+    return _new_phone_sms(unit_profile_change.CHANGE, "account.unit_handler",
+                          "经办人信息变更成功。如原经办人知道登录密码，请及时修改密码", "account.edit")
 
 
 @bp.route("/edit/unit", methods=["GET", "POST"])

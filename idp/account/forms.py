@@ -8,8 +8,8 @@ from wtforms.widgets import TelInput
 
 from ..auth.forms import CaptchaMixin
 from ..form_rules import answer_length, card_digits, name_length, password_length, phone_digits, sms_code_length
+from ..register.units.forms import HandlerFields
 from ..services.accounts.security import SECURITY_QUESTIONS
-from ..services.identity.rules import ID_TYPES
 from ..services.identity.units import UNIT_NAME_MAX
 from ..services.verification.banks import BANKS
 
@@ -70,22 +70,9 @@ class ProfileSmsForm(FlaskForm):
 
 
 # -- 变更用户信息 of a unit account (views in account/edit.py) -----------------------------------------
-class UnitHandlerForm(FlaskForm):
-    """变更经办人: the handler as the bank knows them; every field is needed for its check."""
+class UnitHandlerForm(HandlerFields, FlaskForm):
+    """变更经办人: the handler as at registration, checked at the bank again."""
 
-    name = StringField("经办人姓名", validators=[InputRequired("请输入姓名"), name_length()],
-                       render_kw={"autocomplete": "name", "spellcheck": "false"})
-    id_type = SelectField("证件类型", choices=[SelectChoice(k, v) for k, v in ID_TYPES.items()], default="resident_id",
-                          validate_choice=False)
-    id_number = StringField("证件号", validators=[InputRequired("请输入证件号"), Length(max=32, message="证件号格式不正确")],
-                            render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false",
-                                       "maxlength": 32})
-    bank_code = SelectField("银行", choices=[SelectChoice("", "请选择银行")] + [SelectChoice(k, v) for k, v in BANKS.items()],
-                            validate_choice=False)
-    card_number = StringField("银行账号", validators=[InputRequired("请输入银行账号"), card_digits()],
-                              render_kw={"autocomplete": "off", "inputmode": "numeric", "maxlength": 32})
-    phone = StringField("手机号码", widget=TelInput(), validators=[InputRequired("请输入手机号码"), phone_digits()],
-                        render_kw={"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20})
     submit = SubmitField("下一步")
 
 

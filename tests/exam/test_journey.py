@@ -8,14 +8,13 @@ import os
 import re
 
 import pytest
-import requests
 
 from idp.sandbox import SandboxCitizen
 from idp.sandbox.bank import load_records
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA
-from ..live import chromium_page
+from ..live import chromium_page, outbox_sms
 from .conftest import Browser
 
 USERNAME = "kaosheng2026"
@@ -24,11 +23,6 @@ USERNAME = "kaosheng2026"
 def candidate_citizen() -> SandboxCitizen:
     """李娜: a fictitious citizen whose debit card is in the sandbox bank."""
     return SandboxCitizen.from_record(next(r for r in load_records() if r.name == "李娜"))
-
-
-def sms_code(issuer: str, phone: str) -> str:
-    outbox = requests.get(f"{issuer}/dev/sms-outbox.json", params={"phone": phone}, timeout=10).json()
-    return re.search(r"验证码为(\d{6})", outbox["messages"][0]["text"]).group(1)
 
 
 def test_register_from_the_exam_service_over_http(exam):
@@ -48,7 +42,7 @@ def test_register_from_the_exam_service_over_http(exam):
                     "consent": "y"}
     sent = browser.submit(step3, {**verification, "send_sms": "1"})
     assert "短信验证码已发送至" in sent.text
-    done = browser.submit(sent, {**verification, "sms_code": sms_code(exam.issuer, citizen.phone), "submit": "1"})
+    done = browser.submit(sent, {**verification, "sms_code": outbox_sms(exam.issuer, citizen.phone), "submit": "1"})
     # 注册成功 is seen: the advice on 密保问题, and the way back to the exam service, signed in
     assert done.url == f"{exam.issuer}/register/done", done.text[:300]
     assert "注册成功" in done.text and "密保工具" in done.text and "返回考生服务系统" in done.text
@@ -101,7 +95,7 @@ def test_candidate_journey_in_a_real_browser(exam):
         page.locator("input[name=consent]").check()  # the card's separate consent
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile(r"短信验证码已发送至")).wait_for()
-        page.get_by_label("短信验证码", exact=True).fill(sms_code(issuer, citizen.phone))
+        page.get_by_label("短信验证码", exact=True).fill(outbox_sms(issuer, citizen.phone))
         shot("2-verification")
         page.get_by_role("button", name="下一步").click()
 

@@ -13,8 +13,8 @@ from idp.services.accounts.records import NewAccount, create_account
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA
-from ..live import chromium_page
-from .test_journey import candidate_citizen, sms_code
+from ..live import chromium_page, outbox_sms
+from .test_journey import candidate_citizen
 
 pytestmark = pytest.mark.browser
 
@@ -97,7 +97,7 @@ def test_every_page_fits_a_360px_phone(exam, citizen):
         page.get_by_label("短信验证码", exact=True).fill("000000")
         page.get_by_role("button", name="下一步").click()
         check("register-3-error")
-        page.get_by_label("短信验证码", exact=True).fill(sms_code(issuer, registering.phone))
+        page.get_by_label("短信验证码", exact=True).fill(outbox_sms(issuer, registering.phone))
         page.get_by_role("button", name="下一步").click()
         page.wait_for_url(issuer + "/register/done")
         check("register-done")

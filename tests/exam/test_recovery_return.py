@@ -5,20 +5,14 @@ login page or at the exam service's own links (which start an authorization requ
 
 from __future__ import annotations
 
-import re
-
 import requests
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA
+from ..live import outbox_sms
 from .conftest import CITIZEN, Browser, query, sign_in
 
 NEW_PASSWORD = "Kaoshi#2027reset"
-
-
-def _code(issuer: str, phone: str, pattern: str = r"验证码为(\d{6})") -> str:
-    outbox = requests.get(f"{issuer}/dev/sms-outbox.json", params={"phone": phone}, timeout=10).json()
-    return re.search(pattern, outbox["messages"][0]["text"]).group(1)
 
 
 def _reset_password(browser: Browser, exam, citizen, start: requests.Response) -> requests.Response:
@@ -29,7 +23,7 @@ def _reset_password(browser: Browser, exam, citizen, start: requests.Response) -
     assert verify.url == f"{exam.issuer}/recovery/password/verify/id", verify.text[:300]
     identity = {"id_type": "resident_id", "id_number": citizen["id_number"], "phone": citizen["phone"]}
     sent = browser.submit(verify, {**identity, "send_sms": "1"})
-    reset = browser.submit(sent, {**identity, "sms_code": _code(exam.issuer, citizen["phone"]), "submit": "1"})
+    reset = browser.submit(sent, {**identity, "sms_code": outbox_sms(exam.issuer, citizen["phone"]), "submit": "1"})
     assert reset.url == f"{exam.issuer}/recovery/password/reset", reset.text[:300]
     return browser.submit(reset, {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD,
                                   "captcha": CAPTCHA, "submit": "1"})
@@ -68,9 +62,9 @@ def test_the_exam_services_own_forgot_username_link_returns_there_after_the_logi
                                  "id_number": citizen["id_number"], "captcha": CAPTCHA, "submit": "1"})
     assert sms.url == f"{exam.issuer}/recovery/username/sms", sms.text[:300]
     sent = browser.submit(sms, {"send_sms": "1"})
-    done = browser.submit(sent, {"sms_code": _code(exam.issuer, citizen["phone"]), "submit": "1"})
+    done = browser.submit(sent, {"sms_code": outbox_sms(exam.issuer, citizen["phone"]), "submit": "1"})
     assert done.url == f"{exam.issuer}/recovery/username/done", done.text[:300]
-    username = _code(exam.issuer, citizen["phone"], r"用户名为：(\w+)")  # the newest message: the username
+    username = outbox_sms(exam.issuer, citizen["phone"], r"用户名为：(\w+)")  # the newest message: the username
     assert username == citizen["username"]
     login_page = browser.get(f"{exam.issuer}/login")  # 立即登录
     landed = browser.platform_login(login_page, username)

@@ -9,19 +9,13 @@ import os
 import re
 
 import pytest
-import requests
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA
-from ..live import chromium_page
+from ..live import chromium_page, outbox_sms
 
 NEW_PASSWORD = "Kaoshi#2027reset"
 ENDED = "您在统一用户平台的登录已结束"
-
-
-def _sms_code(issuer: str, phone: str) -> str:
-    outbox = requests.get(f"{issuer}/dev/sms-outbox.json", params={"phone": phone}, timeout=10).json()
-    return re.search(r"验证码为(\d{6})", outbox["messages"][0]["text"]).group(1)
 
 
 def _shot(page, name: str) -> None:
@@ -62,7 +56,7 @@ def test_forgot_password_at_the_exam_service_ends_signed_in_there(exam, citizen)
         page.get_by_label("手机号码", exact=True).fill(citizen["phone"])
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile(r"短信验证码已发送至138\*\*\*\*8000")).wait_for()
-        page.get_by_label("动态验证", exact=True).fill(_sms_code(issuer, citizen["phone"]))
+        page.get_by_label("动态验证", exact=True).fill(outbox_sms(issuer, citizen["phone"]))
         page.get_by_role("button", name="下一步").click()
 
         # 重置密码, then straight back to the exam service, signed in

@@ -7,10 +7,9 @@ import os
 import re
 
 import pytest
-import requests
 
 from ..helpers import CAPTCHA
-from ..live import chromium_page
+from ..live import chromium_page, outbox_sms
 from .conftest import CITIZENS, DEFAULT_PASSWORD, NEW_PASSWORD, make_citizen_account
 
 
@@ -43,8 +42,7 @@ def test_forgotten_password_by_document_and_phone_then_log_in(live_server):
         page.get_by_text(re.compile(r"短信验证码已发送至138\*\*\*\*8000")).wait_for()
         assert re.fullmatch(r"\d+秒后重新获取", page.locator("button[name=send_sms]").inner_text())
         assert page.url == f"{url}/recovery/password/verify/id"
-        outbox = requests.get(f"{url}/dev/sms-outbox.json", params={"phone": citizen.phone}, timeout=10).json()
-        code = re.search(r"验证码为(\d{6})", outbox["messages"][0]["text"]).group(1)
+        code = outbox_sms(url, citizen.phone)
         page.get_by_label("动态验证", exact=True).fill(code)
         if shots:
             page.screenshot(path=f"{shots}/recovery-verify.png", full_page=True)

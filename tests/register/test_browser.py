@@ -7,11 +7,10 @@ import os
 import re
 
 import pytest
-import requests
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA
-from ..live import chromium_page
+from ..live import chromium_page, outbox_sms
 from .conftest import CITIZENS
 
 
@@ -55,8 +54,7 @@ def test_register_through_three_steps_then_log_in(live_server):
         page.get_by_text(re.compile(r"短信验证码已发送至138\*\*\*\*8010")).wait_for()
         assert re.fullmatch(r"\d+秒后重新获取", page.locator("button[name=send_sms]").inner_text())
         assert page.locator("button[name=send_sms]").is_disabled()
-        outbox = requests.get(f"{url}/dev/sms-outbox.json", params={"phone": citizen.phone}, timeout=10).json()
-        code = re.search(r"验证码为(\d{6})", outbox["messages"][0]["text"]).group(1)
+        code = outbox_sms(url, citizen.phone)
         page.get_by_label("短信验证码", exact=True).fill(code)
         if shots:
             page.screenshot(path=f"{shots}/register-3.png", full_page=True)

@@ -8,11 +8,10 @@ import os
 import re
 
 import pytest
-import requests
 
 from ..conftest import DEFAULT_PASSWORD
 from ..helpers import CAPTCHA
-from ..live import chromium_page
+from ..live import chromium_page, outbox_sms
 from ..register.conftest import CITIZENS
 from ..units.conftest import unit
 
@@ -61,8 +60,7 @@ def test_a_unit_registers_from_the_portal_then_logs_in_under_the_unit_tab(portal
         page.get_by_label("手机号码", exact=True).fill(handler.phone)
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile(r"短信验证码已发送")).wait_for()
-        outbox = requests.get(f"{platform}/dev/sms-outbox.json", params={"phone": handler.phone}, timeout=10).json()
-        code = re.search(r"验证码为(\d{6})", outbox["messages"][0]["text"]).group(1)
+        code = outbox_sms(platform, handler.phone)
         page.get_by_label("短信验证码", exact=True).fill(code)
         shot("3")
         page.get_by_role("button", name="下一步").click()

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from ..helpers import CAPTCHA
-from ..live import chromium_page
+from ..live import chromium_page, outbox_sms
 from ..register.conftest import CITIZENS
 from .conftest import make_unit_account, unit
 
@@ -32,8 +32,7 @@ def test_forgotten_username_of_a_unit(live_server):
         page.wait_for_url(f"{url}/recovery/username/sms")
         page.get_by_role("button", name="发送短信验证").click()
         page.get_by_text(re.compile("短信验证码已发送至注册时填写的手机号码")).wait_for()
-        outbox = requests.get(f"{url}/dev/sms-outbox.json", params={"phone": handler.phone}, timeout=10).json()
-        code = re.search(r"验证码为(\d{6})", outbox["messages"][0]["text"]).group(1)
+        code = outbox_sms(url, handler.phone)
         page.get_by_label("动态验证", exact=True).fill(code)
         page.get_by_role("button", name="下一步").click()
         page.wait_for_url(f"{url}/recovery/username/done")

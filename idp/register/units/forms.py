@@ -32,8 +32,9 @@ class UnitInfoForm(FlaskForm):
     submit = SubmitField("下一步")
 
 
-class HandlerForm(FlaskForm):
-    """What 个人用户注册 asks at 填写身份信息 and 填写验证信息, on one page for the handler."""
+class HandlerFields:
+    """The handler as the bank knows them (every field is needed for its four-element check): at
+    registration and again at 变更经办人."""
 
     name = StringField("经办人姓名", validators=[InputRequired("请输入姓名"), name_length()],
                        render_kw={"autocomplete": "name", "spellcheck": "false"})
@@ -42,14 +43,19 @@ class HandlerForm(FlaskForm):
     id_number = StringField("证件号", validators=[InputRequired("请输入证件号"), Length(max=32, message="证件号格式不正确")],
                             render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false",
                                        "maxlength": 32})
-    gender = RadioField("性别", choices=[SelectChoice(k, v) for k, v in GENDERS.items()], validate_choice=False)
-    birthdate = StringField("出生日期", widget=DateInput(), render_kw={"autocomplete": "off", "min": "1900-01-01"})
     bank_code = SelectField("银行", choices=[SelectChoice("", "请选择银行")]
                             + [SelectChoice(k, v) for k, v in BANKS.items()], validate_choice=False)
     card_number = StringField("银行账号", validators=[InputRequired("请输入银行账号"), card_digits()],
                               render_kw={"autocomplete": "off", "inputmode": "numeric", "maxlength": 32})
     phone = StringField("手机号码", widget=TelInput(), validators=[InputRequired("请输入手机号码"), phone_digits()],
                         render_kw={"autocomplete": "tel-national", "inputmode": "numeric", "maxlength": 20})
+
+
+class HandlerForm(HandlerFields, FlaskForm):
+    """What 个人用户注册 asks at 填写身份信息 and 填写验证信息, on one page for the handler."""
+
+    gender = RadioField("性别", choices=[SelectChoice(k, v) for k, v in GENDERS.items()], validate_choice=False)
+    birthdate = StringField("出生日期", widget=DateInput(), render_kw={"autocomplete": "off", "min": "1900-01-01"})
     sms_code = StringField("短信验证码", validators=[sms_code_length()],
                            render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 6})
     # separate consent (PIPL Art. 29), as at 填写验证信息: the card is the handler's sensitive data
