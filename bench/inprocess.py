@@ -18,6 +18,10 @@ ROLLBACKs) and the Redis round trips and commands, counted with SQLAlchemy and r
 
 PostgreSQL's and Redis's own CPU is not counted here (bench/run.py counts it): only the Python
 process's, which includes the client side of each round trip.
+
+Environment: ``BENCH_PROFILE_SORT`` (cProfile order, e.g. ``tottime``; default ``cumulative``),
+``BENCH_PROFILE_N`` (rows printed, default 40), ``BENCH_WIPE_ANY_DATABASE=1`` (accept a database
+whose name lacks "bench", e.g. a helper's own test database: it is wiped all the same).
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def build_app(database_url: str, redis_url: str, keys_dir: str, **overrides):
         from flask_migrate import upgrade
 
         if database_url.startswith("postgresql"):
-            if "bench" not in database_url.rsplit("/", 1)[-1]:
-                raise SystemExit("the database name must contain 'bench' (it is wiped)")
+            if "bench" not in database_url.rsplit("/", 1)[-1] and not os.environ.get("BENCH_WIPE_ANY_DATABASE"):
+                raise SystemExit("the database name must contain 'bench' (it is wiped); "
+                                 "BENCH_WIPE_ANY_DATABASE=1 wipes a database of another name")
             with db.engine.begin() as conn:
                 conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
                 conn.execute(text("CREATE SCHEMA public"))
@@ -446,7 +451,8 @@ def main() -> None:
             name = next(n for n in calls if n.startswith(args.profile))
             profiler = cProfile.Profile()
             profiler.runcall(measure, calls[name], args.requests)
-            pstats.Stats(profiler).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(40)
+            order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+            pstats.Stats(profiler).sort_stats(order).print_stats(int(os.environ.get("BENCH_PROFILE_N", "40")))
             return
         print(f"CPU µs per request, median of {args.runs} runs × {args.requests} requests "
               f"({'PostgreSQL' if database_url.startswith('postgresql') else 'SQLite'} + "
