@@ -159,8 +159,9 @@ def refresh_caller(app, seeded: dict):
         environ["CONTENT_LENGTH"] = str(len(body))
         answer = b"".join(app(environ, start_response))
         status = status_seen.pop()
-        if status.startswith("200"):
-            state["refresh"] = json.loads(answer)["refresh_token"]
+        if not status.startswith("200"):  # a failed rotation would measure the error path
+            raise SystemExit(f"refresh: {status} {answer[:200]!r}")
+        state["refresh"] = json.loads(answer)["refresh_token"]
         return status
 
     return call
