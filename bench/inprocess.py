@@ -18,6 +18,10 @@ ROLLBACKs) and the Redis round trips and commands, counted with SQLAlchemy and r
 
 PostgreSQL's and Redis's own CPU is not counted here (bench/run.py counts it): only the Python
 process's, which includes the client side of each round trip.
+
+Environment: ``BENCH_PROFILE_SORT`` (cProfile order, e.g. ``tottime``; default ``cumulative``),
+``BENCH_PROFILE_N`` (rows printed, default 40), ``BENCH_WIPE_ANY_DATABASE=1`` (accept a database
+whose name lacks "bench", e.g. a helper's own test database: it is wiped all the same).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import argparse
 import base64
 import cProfile
 import io
+import json
+import os
 import pstats
 import statistics
 import sys
@@ -50,8 +56,9 @@ def build_app(database_url: str, redis_url: str, keys_dir: str, **overrides):
         from flask_migrate import upgrade
 
         if database_url.startswith("postgresql"):
-            if "bench" not in database_url.rsplit("/", 1)[-1]:
-                raise SystemExit("the database name must contain 'bench' (it is wiped)")
+            if "bench" not in database_url.rsplit("/", 1)[-1] and not os.environ.get("BENCH_WIPE_ANY_DATABASE"):
+                raise SystemExit("the database name must contain 'bench' (it is wiped); "
+                                 "BENCH_WIPE_ANY_DATABASE=1 wipes a database of another name")
             with db.engine.begin() as conn:
                 conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
                 conn.execute(text("CREATE SCHEMA public"))
@@ -69,7 +76,7 @@ def seed(app) -> dict:
 
     with app.app_context():
         key_store().ensure()  # an RSA and an EC key
-        web, _ = create_client(ClientSpec(
+        web, web_secret = create_client(ClientSpec(
             name="压测网站", client_id="bench-web", redirect_uris=["https://rp.example/cb"],
             scope="openid profile phone realname offline_access", first_party=True))
         service, service_secret = create_client(
@@ -79,7 +86,27 @@ def seed(app) -> dict:
                        id_number="440303198512124562", phone="13800130001"),
             real_name_verified=True, role=None, actor="bench")
         token = issue_access_token(web, user, "openid profile phone realname", {})
-        return dict(service_id=service.client_id, service_secret=service_secret, access_token=token)
+        return dict(service_id=service.client_id, service_secret=service_secret, access_token=token,
+                    web_id=web.client_id, web_secret=web_secret, refresh_token=_seed_refresh(web, user))
+
+
+def _seed_refresh(web, user) -> str:
+    """A refresh token of the web client, as a code exchange with offline_access would store it."""
+    import secrets
+    from datetime import datetime, timedelta, timezone
+
+    from idp.models import Token
+    from idp.oauth.grants import sha256
+
+    refresh = secrets.token_urlsafe(32)
+    now = datetime.now(timezone.utc)
+    db.session.add(Token(
+        jti=secrets.token_urlsafe(16), client_id=web.client_id, user_id=user.id,
+        scope="openid profile offline_access", grant_id=secrets.token_urlsafe(18), sid=None,
+        auth_time=int(now.timestamp()), amr=["pwd"], acr=None, refresh_token_hash=sha256(refresh),
+        issued_at=now, access_expires_at=now + timedelta(minutes=5), refresh_expires_at=now + timedelta(days=1)))
+    db.session.commit()
+    return refresh
 
 
 def service_token(app, seeded: dict) -> str:
@@ -112,6 +139,32 @@ def requests_of(seeded: dict) -> dict[str, tuple[EnvironBuilder, bytes]]:
             "/oauth/introspect", method="POST", data=introspect_service, content_type=form,
             headers={"Authorization": f"Basic {basic}"}), introspect_service),
     }
+
+
+def refresh_caller(app, seeded: dict):
+    """Rotated refresh: each call presents the refresh token the previous answer returned."""
+    basic = base64.b64encode(f"{seeded['web_id']}:{seeded['web_secret']}".encode()).decode()
+    template = EnvironBuilder("/oauth/token", method="POST", content_type="application/x-www-form-urlencoded",
+                              headers={"Authorization": f"Basic {basic}"}).get_environ()
+    state = {"refresh": seeded["refresh_token"]}
+    status_seen: list[str] = []
+
+    def start_response(status, headers, exc_info=None):
+        status_seen.append(status)
+
+    def call() -> str:
+        body = f"grant_type=refresh_token&refresh_token={state['refresh']}".encode()
+        environ = dict(template)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        answer = b"".join(app(environ, start_response))
+        status = status_seen.pop()
+        if not status.startswith("200"):  # a failed rotation would measure the error path
+            raise SystemExit(f"refresh: {status} {answer[:200]!r}")
+        state["refresh"] = json.loads(answer)["refresh_token"]
+        return status
+
+    return call
 
 
 def caller(app, builder: EnvironBuilder, body: bytes):
@@ -390,6 +443,7 @@ def main() -> None:
         seeded = seed(app)
         seeded["service_token"] = service_token(app, seeded)
         calls = {name: caller(app, b, body) for name, (b, body) in requests_of(seeded).items()}
+        calls["token (refresh, rotated)"] = refresh_caller(app, seeded)
         for name, call in calls.items():
             status = call()
             if not status.startswith("200"):
@@ -398,7 +452,8 @@ def main() -> None:
             name = next(n for n in calls if n.startswith(args.profile))
             profiler = cProfile.Profile()
             profiler.runcall(measure, calls[name], args.requests)
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+            order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+            pstats.Stats(profiler).sort_stats(order).print_stats(int(os.environ.get("BENCH_PROFILE_N", "40")))
             return
         print(f"CPU µs per request, median of {args.runs} runs × {args.requests} requests "
               f"({'PostgreSQL' if database_url.startswith('postgresql') else 'SQLite'} + "

@@ -44,17 +44,21 @@ def init_app(app: Flask) -> None:
     def _observe(response):
         start = g.pop("_metrics_start", None)
         if start is not None:
-            endpoint = request.endpoint or "unmatched"
-            # the labelled children, looked up once per label set (``labels`` takes a lock and
-            # validates its arguments on every call)
-            latency = _latency.get(endpoint) or _latency.setdefault(endpoint, LATENCY.labels(endpoint))
-            latency.observe(time.perf_counter() - start)
-            key = (endpoint, request.method, response.status_code)
-            count = _requests.get(key) or _requests.setdefault(key, REQUESTS.labels(endpoint, key[1], str(key[2])))
-            count.inc()
+            observe_request(request.endpoint or "unmatched", request.method, response.status_code,
+                            time.perf_counter() - start)
         return response
 
     app.add_url_rule("/metrics", "metrics", _metrics)
+
+
+def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
+    # the labelled children, looked up once per label set (``labels`` takes a lock and validates
+    # its arguments on every call)
+    latency = _latency.get(endpoint) or _latency.setdefault(endpoint, LATENCY.labels(endpoint))
+    latency.observe(seconds)
+    key = (endpoint, method, status)
+    count = _requests.get(key) or _requests.setdefault(key, REQUESTS.labels(endpoint, method, str(status)))
+    count.inc()
 
 
 def _metrics():

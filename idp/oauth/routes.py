@@ -19,6 +19,7 @@ from ..services.accounts.resume import ask_login_then_resume, peek_resume_url, r
 from ..services.audit import events as audit
 from ..services.accounts.sessions import current_login
 from ..services.admin.clients import USER_TYPE_LABELS
+from . import documents
 from .claims import SCOPE_LABELS
 from .discovery import provider_metadata
 from .interaction import (UnmetAuthenticationRequirementsError, needed_interaction, requested_prompts,
@@ -234,3 +235,4 @@ def init_app(app) -> None:
     csrf.exempt(bp)  # protocol endpoints authenticate clients; the consent form checks CSRF itself
     serve_without_browser_state(
         app, *(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in PROTOCOL_ENDPOINTS))
+    documents.init_app(app)  # before security's ProxyFix wraps the app: it sees the real scheme

@@ -74,3 +74,40 @@ def test_discovery_follows_a_key_rotation(app):
         key_store().rotate("RS256")
     after = client.get("/.well-known/jwks.json").get_json()
     assert len(after["keys"]) == len(before["keys"]) + 1
+
+
+def test_discovery_and_jwks_answered_before_flask_are_the_same_bytes(app):
+    """The second GET of each document is answered from the first one's bytes (no request
+    context): same status, headers and body; still counted in the metrics; a rotated key and the
+    TLS scheme each get an answer of their own."""
+    from idp.metrics import REQUESTS
+
+    def counted(endpoint: str) -> float:
+        return REQUESTS.labels(endpoint, "GET", "200")._value.get()
+
+    client = app.test_client()
+    for path, endpoint in (("/.well-known/openid-configuration", "oauth.discovery"),
+                           ("/.well-known/jwks.json", "oauth.jwks")):
+        first = client.get(path)
+        before = counted(endpoint)
+        app.view_functions[endpoint], view = (lambda: ("the view ran", 500)), app.view_functions[endpoint]
+        try:
+            second = client.get(path)
+        finally:
+            app.view_functions[endpoint] = view
+        assert first.status_code == second.status_code == 200
+        assert second.data == first.data
+        assert sorted(second.headers.items()) == sorted(first.headers.items())
+        assert counted(endpoint) == before + 1
+        tls = client.get(path, base_url="https://localhost")
+        assert tls.status_code == 200 and tls.data == first.data
+        assert "Strict-Transport-Security" in tls.headers  # the TLS answer is not the plain one
+        assert "Strict-Transport-Security" not in second.headers
+    # another method still goes through the app
+    assert client.post("/.well-known/jwks.json").status_code == 405
+    before = client.get("/.well-known/jwks.json").get_json()
+    with app.app_context():
+        from idp.oauth.keys import key_store
+
+        key_store().rotate("RS256")
+    assert len(client.get("/.well-known/jwks.json").get_json()["keys"]) == len(before["keys"]) + 1
