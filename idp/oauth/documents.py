@@ -24,7 +24,7 @@ class PreparedDocuments:
     def __init__(self, app, wsgi_app: Callable) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        self._answers: dict[tuple[str, str], tuple[Any, str, list, bytes]] = {}
+        self._answers: dict[tuple[str, str, str], tuple[Any, str, list, bytes]] = {}
 
     def _version(self, path: str) -> Any:
         if path == JWKS:
@@ -36,7 +36,9 @@ class PreparedDocuments:
         if path not in _ENDPOINTS or environ.get("REQUEST_METHOD") != "GET":
             return self.wsgi_app(environ, start_response)
         start = time.perf_counter()
-        key = (path, environ.get("wsgi.url_scheme", "http"))
+        # this wrapper sits outside ProxyFix, so the scheme a trusted proxy forwards is part of
+        # the key too (the answer's HSTS header depends on it)
+        key = (path, environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_X_FORWARDED_PROTO", ""))
         version = self._version(path)
         kept = self._answers.get(key)
         if kept is not None and kept[0] is version:
@@ -45,7 +47,7 @@ class PreparedDocuments:
             return [kept[3]]
         return self._through_app(environ, start_response, key, version)
 
-    def _through_app(self, environ: dict, start_response: Callable, key: tuple[str, str], version: Any):
+    def _through_app(self, environ: dict, start_response: Callable, key: tuple[str, str, str], version: Any):
         seen: list = []
 
         def remember(status, headers, exc_info=None):

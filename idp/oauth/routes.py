@@ -235,4 +235,4 @@ def init_app(app) -> None:
     csrf.exempt(bp)  # protocol endpoints authenticate clients; the consent form checks CSRF itself
     serve_without_browser_state(
         app, *(rule.rule for rule in app.url_map.iter_rules() if rule.endpoint in PROTOCOL_ENDPOINTS))
-    documents.init_app(app)  # before security's ProxyFix wraps the app: it sees the real scheme
+    documents.init_app(app)  # outermost: keys its copies by the scheme the request came with
