@@ -204,6 +204,29 @@ def signature_matches(expected: str, presented: str | None) -> bool:
     return bool(presented) and hmac.compare_digest(expected, presented)
 
 
+def signed_answer(response: requests.Response, secret: str, request_id: str, what: str,
+                  unavailable: type[Exception]) -> dict:
+    """The JSON answer of a signed platform (the bank, the enterprise registry) to ``request_id``:
+    HTTP 200, a valid signature over status, timestamp, request id and body, and the same request
+    id inside; anything else raises ``unavailable`` (the platform did not answer usably)."""
+    if response.status_code != 200:
+        log.warning("%s answered HTTP %s (request %s)", what, response.status_code, request_id)
+        raise unavailable()
+    timestamp = response.headers.get(TIMESTAMP_HEADER, "")
+    expected = response_signature(secret, 200, timestamp, request_id, response.content)
+    if not signature_matches(expected, response.headers.get(SIGNATURE_HEADER)):
+        log.error("%s answer has a bad signature (request %s)", what, request_id)
+        raise unavailable()
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or data.get("request_id") != request_id:
+        log.error("%s answer not understood (request %s)", what, request_id)
+        raise unavailable()
+    return data
+
+
 # -- the adapter -----------------------------------------------------------------------------------
 class BankVerifier:
     """Calls the verification platform over HTTP and returns its ``BankOutcome``.
@@ -296,22 +319,7 @@ class BankVerifier:
 
     def _answer(self, response: requests.Response, request_id: str, what: str) -> dict:
         """The signed JSON answer to ``request_id``, or ``BankUnavailable``."""
-        if response.status_code != 200:
-            log.warning("bank %s answered HTTP %s (request %s)", what, response.status_code, request_id)
-            raise BankUnavailable()
-        timestamp = response.headers.get(TIMESTAMP_HEADER, "")
-        expected = response_signature(self.secret, 200, timestamp, request_id, response.content)
-        if not signature_matches(expected, response.headers.get(SIGNATURE_HEADER)):
-            log.error("bank %s answer has a bad signature (request %s)", what, request_id)
-            raise BankUnavailable()
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or data.get("request_id") != request_id:
-            log.error("bank %s answer not understood (request %s)", what, request_id)
-            raise BankUnavailable()
-        return data
+        return signed_answer(response, self.secret, request_id, f"bank {what}", BankUnavailable)
 
     def _call(self, check: BankCheck) -> BankOutcome:
         request_id = secrets.token_hex(16)
@@ -343,20 +351,10 @@ class BankVerifier:
         return outcome
 
     def _read(self, response: requests.Response, request_id: str) -> BankOutcome:
-        if response.status_code != 200:
-            log.warning("bank verification answered HTTP %s (request %s)", response.status_code, request_id)
-            raise BankUnavailable()
-        timestamp = response.headers.get(TIMESTAMP_HEADER, "")
-        expected = response_signature(self.secret, 200, timestamp, request_id, response.content)
-        if not signature_matches(expected, response.headers.get(SIGNATURE_HEADER)):
-            log.error("bank verification answer has a bad signature (request %s)", request_id)
-            raise BankUnavailable()
+        data = self._answer(response, request_id, "verification")
         try:
-            data = response.json()
-            if data.get("request_id") != request_id:
-                raise ValueError("request id differs")
-            return BankOutcome(data["outcome"])
-        except (ValueError, KeyError, TypeError, AttributeError):
+            return BankOutcome(data.get("outcome"))
+        except ValueError:
             log.error("bank verification answer not understood (request %s)", request_id)
             raise BankUnavailable() from None
 

@@ -45,8 +45,7 @@ from .bank import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     request_signature,
-    response_signature,
-    signature_matches,
+    signed_answer,
 )
 
 log = logging.getLogger(__name__)
@@ -166,20 +165,10 @@ class RegistryVerifier:
         return outcome
 
     def _read(self, response: requests.Response, request_id: str) -> RegistryOutcome:
-        if response.status_code != 200:
-            log.warning("registry verification answered HTTP %s (request %s)", response.status_code, request_id)
-            raise RegistryUnavailable()
-        timestamp = response.headers.get(TIMESTAMP_HEADER, "")
-        expected = response_signature(self.secret, 200, timestamp, request_id, response.content)
-        if not signature_matches(expected, response.headers.get(SIGNATURE_HEADER)):
-            log.error("registry verification answer has a bad signature (request %s)", request_id)
-            raise RegistryUnavailable()
+        data = signed_answer(response, self.secret, request_id, "registry verification", RegistryUnavailable)
         try:
-            data = response.json()
-            if data.get("request_id") != request_id:
-                raise ValueError("request id differs")
-            return RegistryOutcome(data["outcome"])
-        except (ValueError, KeyError, TypeError, AttributeError):
+            return RegistryOutcome(data.get("outcome"))
+        except ValueError:
             log.error("registry verification answer not understood (request %s)", request_id)
             raise RegistryUnavailable() from None
 
